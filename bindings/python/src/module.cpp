@@ -1,0 +1,38 @@
+// The convirt._C extension: one bind_<area>() per area, each in its own file.
+#include "bind.h"
+
+#include <convirt/core/threads.h>
+#include <convirt/core/version.h>
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "convirt native extension: tensor ops are registered with torch.ops.convirt on import";
+  m.attr("__version__") = convirt::version();
+  m.attr("cuda_kernels_available") = convirt::cuda_kernels_available();
+  m.def("set_num_threads", &convirt::set_num_threads, pybind11::arg("threads") = 0,
+        "Sets LibTorch's intra-op threads: 0 = CONVIRT_NUM_THREADS / OMP_NUM_THREADS / all cores.");
+  m.def("default_num_threads", &convirt::default_num_threads);
+#if CONVIRT_BIND_LOSS
+  convirt::python::bind_loss(m);
+#endif
+#if CONVIRT_BIND_TEXT
+  convirt::python::bind_text(m);
+#endif
+#if CONVIRT_BIND_IMAGE
+  convirt::python::bind_image(m);
+#endif
+#if CONVIRT_BIND_MODELS
+  convirt::python::bind_models(m);
+#endif
+#if CONVIRT_BIND_DATA
+  convirt::python::bind_data(m);
+#endif
+#if CONVIRT_BIND_EVAL
+  convirt::python::bind_eval(m);
+#endif
+#if CONVIRT_BIND_TRAIN
+  convirt::python::bind_train(m);
+#endif
+#if CONVIRT_BIND_DIST
+  convirt::python::bind_dist(m);
+#endif
+}
