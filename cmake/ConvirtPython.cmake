@@ -70,3 +70,6 @@ elseif(CONVIRT_BUILD_PYTHON)
 else()
   set(CONVIRT_BUILD_PYTHON_RESOLVED OFF)
 endif()
+
+# Recorded so that tools/run_tests.sh runs pytest with the same interpreter.
+set(CONVIRT_PYTHON_EXECUTABLE_RESOLVED "${CONVIRT_PYTHON_EXECUTABLE}" CACHE INTERNAL "Python with torch")

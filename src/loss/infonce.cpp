@@ -136,8 +136,9 @@ LossWithStats infonce_loss_op(const Tensor& image, const Tensor& text, const Ten
     CONVIRT_CHECK_VALUE(has_fused_kernel(image), "backend 'fused' has no kernel for ",
                         image.device().type(),
                         " tensors in this build; use backend 'auto' or 'reference'");
-    // Normalise in the accumulation precision (CPU half kernels lack some ops, and norms of low-precision
-    // vectors lose bits), then hand the kernel the caller's dtype so CUDA can use tensor cores on it.
+    // Normalise in the accumulation precision (CPU half kernels lack some ops, and norms of
+    // low-precision vectors lose bits), then hand the kernel the caller's dtype so CUDA can use
+    // tensor cores on it.
     Tensor a = normalize ? l2_normalize(image.to(acc), eps).to(image.scalar_type()) : image;
     Tensor b = normalize ? l2_normalize(text.to(acc), eps).to(text.scalar_type()) : text;
     return fused(a, b, tau, image_to_text_weight);

@@ -16,6 +16,7 @@
 // identical.
 
 #include "infonce_cpu_kernels.h"
+#include "infonce_cpu_loops.h"
 
 #include <convirt/core/check.h>
 #include <convirt/loss/tile_math.h>
@@ -43,52 +44,15 @@ int64_t panel_budget_bytes() {
   return kDefaultPanelBytes;
 }
 
-// exp used on the hot loops: the vectorisable polynomial for float, the libm one for double.
-inline float hot_exp(float x) {
-  return tm::fast_exp(x);
-}
-inline double hot_exp(double x) {
-  return tm::exp_(x);
-}
-
-// Scales a panel row by 1/tau in place and returns its (max, sum exp(s - max)).
 template <typename T>
-tm::LseState<T> scale_row_and_reduce(T* row, int64_t n, T inv_tau) {
-  T m = tm::neg_inf<T>();
-  for (int64_t j = 0; j < n; ++j) {
-    T s = row[j] * inv_tau;
-    row[j] = s;
-    m = tm::nan_max(m, s);
-  }
-  if (m == tm::neg_inf<T>()) return tm::lse_empty<T>();
-  T sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += hot_exp(row[j] - m);
-  return {m, sum};
+const InfoNCELoops<T>& loops();
+template <>
+const InfoNCELoops<float>& loops<float>() {
+  return infonce_loops_float();
 }
-
-// Merges rows [0, rows) of a scaled panel into the running column states of columns [c0, c1).
-template <typename T>
-void merge_columns(const T* panel, int64_t rows, int64_t n, int64_t c0, int64_t c1, T* col_max,
-                   T* col_sum, T* scratch_max) {
-  const int64_t w = c1 - c0;
-  for (int64_t j = 0; j < w; ++j) scratch_max[j] = tm::neg_inf<T>();
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* p = panel + i * n + c0;
-    for (int64_t j = 0; j < w; ++j) scratch_max[j] = tm::nan_max(p[j], scratch_max[j]);
-  }
-  // New running max per column, and rescale of the old sum to it.
-  for (int64_t j = 0; j < w; ++j) {
-    tm::LseState<T> merged = tm::lse_merge(tm::LseState<T>{col_max[c0 + j], col_sum[c0 + j]},
-                                           tm::LseState<T>{scratch_max[j], T(0)});
-    col_max[c0 + j] = merged.max;
-    col_sum[c0 + j] = merged.sum;
-  }
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* p = panel + i * n + c0;
-    const T* m = col_max + c0;
-    T* s = col_sum + c0;
-    for (int64_t j = 0; j < w; ++j) s[j] += hot_exp(p[j] - m[j]);
-  }
+template <>
+const InfoNCELoops<double>& loops<double>() {
+  return infonce_loops_double();
 }
 
 template <typename T>
@@ -107,6 +71,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   T* cm = col_max.data_ptr<T>();
   T* cs = col_sum_t.data_ptr<T>();
   const at::Tensor bt = b.t();
+  const InfoNCELoops<T>& L = loops<T>();
 
   for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
     const int64_t rows = std::min(panel_rows, n - r0);
@@ -117,7 +82,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
     at::parallel_for(0, rows, 1, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
-        tm::LseState<T> st = scale_row_and_reduce(row, n, inv_tau);
+        tm::LseState<T> st = L.scale_row_and_reduce(row, n, inv_tau);
         rl[r0 + i] = tm::lse_value(st);
         rm[r0 + i] = st.max;
         dg[r0 + i] = row[r0 + i];
@@ -130,7 +95,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t c0 = k * kColumnChunk;
         const int64_t c1 = std::min(n, c0 + kColumnChunk);
-        merge_columns(pp, rows, n, c0, c1, cm, cs, scratch.data());
+        L.merge_columns(pp, rows, n, c0, c1, cm, cs, scratch.data());
       }
     });
   }
@@ -156,6 +121,7 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
   const T* rl = row_lse.data_ptr<T>();
   const T* cl = col_lse.data_ptr<T>();
   const at::Tensor bt = b.t();
+  const InfoNCELoops<T>& L = loops<T>();
   double dot_total = 0;
 
   for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
@@ -170,13 +136,7 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
         T* row = pp + i * n;
         const T r = rl[r0 + i];
         const T s_diag = row[r0 + i] * inv_tau;  // read before the row is overwritten with dS
-        T acc = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          const T s = row[j] * inv_tau;
-          const T g = tm::dlogit_from_probs(hot_exp(s - r), hot_exp(s - cl[j]), false, w);
-          acc += g * s;
-          row[j] = g;
-        }
+        T acc = L.gradient_row(row, cl, n, r, inv_tau, w);
         // The diagonal's -(w_row + w_col) term, applied once outside the vectorised loop.
         const T delta = w.row + w.col;
         row[r0 + i] -= delta;
@@ -200,6 +160,18 @@ at::ScalarType acc_type(at::ScalarType t) {
 }
 
 }  // namespace
+
+const InfoNCELoops<float>& infonce_loops_float() {
+#if CONVIRT_HAVE_AVX2_LOOPS
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) return loops_avx2::kFloat;
+#endif
+  return loops_default::kFloat;
+}
+
+const InfoNCELoops<double>& infonce_loops_double() {
+  return loops_default::kDouble;
+}
 
 int64_t infonce_panel_rows(int64_t n, int64_t element_size, int64_t budget_bytes) {
   int64_t rows = budget_bytes / std::max<int64_t>(1, n * element_size);

@@ -1,5 +1,23 @@
-"""convirt: ConVIRT contrastive image-text pretraining (C++/LibTorch) for PyTorch users."""
+"""convirt: ConVIRT contrastive image-text pretraining (C++/LibTorch) for PyTorch users.
+
+Tensor ops are dispatcher ops (``torch.ops.convirt.*``) registered when the native extension loads;
+everything else (tokenizer, transforms, datasets, trainer) is bound with pybind11.
+"""
 import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C
-from ._C import __version__, cuda_kernels_available, set_num_threads, default_num_threads
+from ._C import __version__, cuda_kernels_available, default_num_threads, set_num_threads
+from . import _fake
+from .loss import InfoNCELoss, InfoNCEOutput, infonce_loss
+
+_fake.register()
+
+__all__ = [
+    "__version__",
+    "cuda_kernels_available",
+    "set_num_threads",
+    "default_num_threads",
+    "infonce_loss",
+    "InfoNCELoss",
+    "InfoNCEOutput",
+]

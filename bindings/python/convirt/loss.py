@@ -1,0 +1,110 @@
+"""The bidirectional InfoNCE loss of ConVIRT, through the dispatcher op ``torch.ops.convirt.infonce_loss``.
+
+C++ (``convirt::infonce_loss``) and Python run the same registered op, so they share one code path:
+argument checks, normalisation, and the reference / fused CPU / fused CUDA implementations.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import torch
+
+__all__ = ["infonce_loss", "InfoNCELoss", "InfoNCEOutput"]
+
+
+class InfoNCEOutput(NamedTuple):
+    """The loss and what a training log wants to know about the batch."""
+
+    loss: torch.Tensor  #: 0-dim, differentiable
+    image_to_text: torch.Tensor  #: mean l_i(v->u), no gradient
+    text_to_image: torch.Tensor  #: mean l_i(u->v), no gradient
+    image_to_text_accuracy: torch.Tensor  #: fraction of images whose own report scores highest
+    text_to_image_accuracy: torch.Tensor  #: fraction of reports whose own image scores highest
+
+
+def _temperature_tensor(temperature: Union[float, torch.Tensor]) -> torch.Tensor:
+    if isinstance(temperature, torch.Tensor):
+        return temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a float or a 0-dim tensor, got {type(temperature).__name__}")
+    return torch.tensor(float(temperature), dtype=torch.float64)
+
+
+def infonce_loss(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    temperature: Union[float, torch.Tensor] = 0.1,
+    image_to_text_weight: float = 0.75,
+    normalize: bool = True,
+    eps: float = 1e-12,
+    backend: str = "auto",
+    return_stats: bool = False,
+):
+    """ConVIRT's loss L = mean_i [lambda l_i(v->u) + (1 - lambda) l_i(u->v)] (paper section 1).
+
+    Args:
+        image_emb: [N, D] image embeddings v (row i pairs with row i of ``text_emb``).
+        text_emb: [N, D] text embeddings u.
+        temperature: tau > 0, a float, or a 0-dim tensor that receives a gradient (learnable).
+        image_to_text_weight: lambda in [0, 1], weight of the image->text direction.
+        normalize: L2-normalise both embeddings first (cosine similarity). Default True.
+        eps: norms are clamped below at eps, as ``torch.nn.functional.normalize`` does.
+        backend: "auto" (fused where available), "reference" or "fused".
+        return_stats: also return the directional losses and top-1 accuracies.
+
+    Returns:
+        The 0-dim loss (fp32 for fp32/fp16/bf16 inputs, fp64 for fp64), or an :class:`InfoNCEOutput`.
+
+    Example::
+
+        loss = convirt.infonce_loss(v, u, temperature=0.1, image_to_text_weight=0.75)
+        loss.backward()
+    """
+    out = torch.ops.convirt.infonce_loss(
+        image_emb, text_emb, _temperature_tensor(temperature), float(image_to_text_weight),
+        bool(normalize), float(eps), str(backend))
+    if return_stats:
+        return InfoNCEOutput(*out)
+    return out[0]
+
+
+class InfoNCELoss(torch.nn.Module):
+    """Module form of :func:`infonce_loss`.
+
+    With ``learnable_temperature=True`` the temperature is an ``nn.Parameter`` named ``temperature``
+    (initialised to ``temperature``) that optimisers update, as CLIP learns its logit scale.
+
+    Example::
+
+        criterion = convirt.InfoNCELoss(temperature=0.1, image_to_text_weight=0.75)
+        loss = criterion(v, u)
+    """
+
+    def __init__(self, temperature: float = 0.1, image_to_text_weight: float = 0.75,
+                 normalize: bool = True, eps: float = 1e-12, backend: str = "auto",
+                 learnable_temperature: bool = False):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 <= image_to_text_weight <= 1.0:
+            raise ValueError(f"image_to_text_weight must be in [0, 1], got {image_to_text_weight}")
+        if backend not in ("auto", "reference", "fused"):
+            raise ValueError(f"backend must be one of 'auto', 'reference', 'fused', got '{backend}'")
+        self.image_to_text_weight = float(image_to_text_weight)
+        self.normalize = bool(normalize)
+        self.eps = float(eps)
+        self.backend = backend
+        if learnable_temperature:
+            self.temperature = torch.nn.Parameter(torch.tensor(float(temperature)))
+        else:
+            self.register_buffer("temperature", torch.tensor(float(temperature), dtype=torch.float64))
+
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, return_stats: bool = False):
+        return infonce_loss(image_emb, text_emb, self.temperature, self.image_to_text_weight,
+                            self.normalize, self.eps, self.backend, return_stats)
+
+    def extra_repr(self) -> str:
+        learnable = isinstance(self.temperature, torch.nn.Parameter)
+        return (f"temperature={float(self.temperature):g}{' (learnable)' if learnable else ''}, "
+                f"image_to_text_weight={self.image_to_text_weight}, normalize={self.normalize}, "
+                f"backend='{self.backend}'")

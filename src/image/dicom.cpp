@@ -1,0 +1,333 @@
+// DICOM through DCMTK: decode (with JPEG / JPEG-LS / RLE transfer syntaxes decompressed by DCMTK's
+// codecs), modality rescale, VOI window, MONOCHROME1 inversion; and a writer for test fixtures.
+#include "io_internal.h"
+
+#include <convirt/core/check.h>
+
+#ifdef CONVIRT_IMAGE_WITH_DCMTK
+#include <dcmtk/config/osconfig.h>  // must come first: DCMTK's headers depend on it
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+
+namespace convirt::image {
+namespace detail {
+
+#ifdef CONVIRT_IMAGE_WITH_DCMTK
+namespace {
+
+void init_dcmtk() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // DCMTK logs parser warnings to stderr by default; convirt reports failures through exceptions.
+    OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+}
+
+struct Parsed {
+  DcmFileFormat file;
+};
+
+void parse(Parsed& p, const uint8_t* data, size_t size, const std::string& where) {
+  init_dcmtk();
+  DcmInputBufferStream stream;
+  stream.setBuffer(data, static_cast<offile_off_t>(size));
+  stream.setEos();
+  p.file.transferInit();
+  OFCondition status = p.file.read(stream);
+  p.file.transferEnd();
+  CONVIRT_CHECK(status.good(), "cannot decode DICOM ", where, ": ", status.text());
+}
+
+template <typename T>
+T get_uint16(DcmDataset* ds, const DcmTagKey& key, const char* name, const std::string& where,
+             bool required, T fallback) {
+  Uint16 v = 0;
+  if (ds->findAndGetUint16(key, v).good()) return static_cast<T>(v);
+  CONVIRT_CHECK(!required, "cannot decode DICOM ", where, ": missing ", name);
+  return fallback;
+}
+
+}  // namespace
+
+ImageInfo dicom_info(const uint8_t* data, size_t size, const std::string& where) {
+  Parsed p;
+  parse(p, data, size, where);
+  DcmDataset* ds = p.file.getDataset();
+  ImageInfo info;
+  info.format = ImageFormat::kDicom;
+  info.height = get_uint16<int64_t>(ds, DCM_Rows, "Rows", where, true, 0);
+  info.width = get_uint16<int64_t>(ds, DCM_Columns, "Columns", where, true, 0);
+  info.channels = get_uint16<int64_t>(ds, DCM_SamplesPerPixel, "SamplesPerPixel", where, false, 1);
+  info.bit_depth = get_uint16<int64_t>(ds, DCM_BitsStored, "BitsStored", where, false, 8);
+  return info;
+}
+
+at::Tensor decode_dicom(const uint8_t* data, size_t size, const ReadImageOptions& options,
+                        const std::string& where) {
+  Parsed p;
+  parse(p, data, size, where);
+  DcmDataset* ds = p.file.getDataset();
+
+  const DcmXfer xfer(ds->getOriginalXfer());
+  if (xfer.isEncapsulated()) {
+    OFCondition st = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    CONVIRT_CHECK(st.good() && ds->canWriteXfer(EXS_LittleEndianExplicit), "cannot decode DICOM ",
+                  where, ": cannot decompress transfer syntax ", xfer.getXferName(), " (",
+                  st.text(), ")");
+  }
+
+  const int64_t rows = get_uint16<int64_t>(ds, DCM_Rows, "Rows", where, true, 0);
+  const int64_t cols = get_uint16<int64_t>(ds, DCM_Columns, "Columns", where, true, 0);
+  const int spp = get_uint16<int>(ds, DCM_SamplesPerPixel, "SamplesPerPixel", where, false, 1);
+  const int allocated = get_uint16<int>(ds, DCM_BitsAllocated, "BitsAllocated", where, true, 0);
+  const int stored = get_uint16<int>(ds, DCM_BitsStored, "BitsStored", where, false, allocated);
+  const int high_bit = get_uint16<int>(ds, DCM_HighBit, "HighBit", where, false, stored - 1);
+  const bool is_signed =
+      get_uint16<int>(ds, DCM_PixelRepresentation, "PixelRepresentation", where, false, 0) == 1;
+  OFString photometric;
+  ds->findAndGetOFString(DCM_PhotometricInterpretation, photometric);
+  CONVIRT_CHECK(rows > 0 && cols > 0, "cannot decode DICOM ", where, ": invalid size ", cols, "x",
+                rows);
+  CONVIRT_CHECK(allocated == 8 || allocated == 16, "cannot decode DICOM ", where,
+                ": BitsAllocated must be 8 or 16, got ", allocated);
+  CONVIRT_CHECK(stored >= 1 && stored <= allocated && high_bit == stored - 1,
+                "cannot decode DICOM ", where, ": unsupported BitsStored/HighBit ", stored, "/",
+                high_bit);
+  const int64_t n = rows * cols;
+
+  if (spp == 3) {
+    CONVIRT_CHECK(allocated == 8 && photometric == "RGB", "cannot decode DICOM ", where,
+                  ": colour images must be 8-bit RGB, got ", allocated, "-bit ",
+                  photometric.c_str());
+    const Uint8* px = nullptr;
+    unsigned long count = 0;
+    CONVIRT_CHECK(ds->findAndGetUint8Array(DCM_PixelData, px, &count).good() && px != nullptr &&
+                      count >= static_cast<unsigned long>(3 * n),
+                  "cannot decode DICOM ", where, ": pixel data missing or truncated");
+    const int planar =
+        get_uint16<int>(ds, DCM_PlanarConfiguration, "PlanarConfiguration", where, false, 0);
+    RawImage raw;
+    raw.width = cols;
+    raw.height = rows;
+    raw.channels = 3;
+    raw.u8.resize(3 * n);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int k = 0; k < 3; ++k) raw.u8[3 * i + k] = planar ? px[k * n + i] : px[3 * i + k];
+    }
+    return finish(raw, options);
+  }
+  CONVIRT_CHECK(spp == 1 && (photometric == "MONOCHROME1" || photometric == "MONOCHROME2"),
+                "cannot decode DICOM ", where,
+                ": unsupported photometric interpretation: SamplesPerPixel ", spp, ", ",
+                photometric.empty() ? "(none)" : photometric.c_str());
+
+  // Stored values, masked to BitsStored and sign-extended, first frame only.
+  std::vector<double> stored_values(n);
+  const uint32_t mask = stored >= 32 ? 0xFFFFFFFFu : ((1u << stored) - 1u);
+  const uint32_t sign_bit = 1u << (stored - 1);
+  auto to_value = [&](uint32_t v) -> double {
+    v &= mask;
+    if (is_signed && (v & sign_bit))
+      return static_cast<double>(static_cast<int64_t>(v) - (1ll << stored));
+    return static_cast<double>(v);
+  };
+  unsigned long count = 0;
+  if (allocated == 8) {
+    const Uint8* px = nullptr;
+    CONVIRT_CHECK(ds->findAndGetUint8Array(DCM_PixelData, px, &count).good() && px != nullptr &&
+                      count >= static_cast<unsigned long>(n),
+                  "cannot decode DICOM ", where, ": pixel data missing or truncated (", count,
+                  " of ", n, " samples)");
+    for (int64_t i = 0; i < n; ++i) stored_values[i] = to_value(px[i]);
+  } else {
+    const Uint16* px = nullptr;
+    CONVIRT_CHECK(ds->findAndGetUint16Array(DCM_PixelData, px, &count).good() && px != nullptr &&
+                      count >= static_cast<unsigned long>(n),
+                  "cannot decode DICOM ", where, ": pixel data missing or truncated (", count,
+                  " of ", n, " samples)");
+    for (int64_t i = 0; i < n; ++i) stored_values[i] = to_value(px[i]);
+  }
+
+  at::Tensor out = at::empty({rows, cols}, at::kFloat);
+  float* dst = out.data_ptr<float>();
+  if (options.dicom_intensity() == DicomIntensity::kBitDepth) {
+    const double range = static_cast<double>((1ll << stored) - 1);
+    const double offset = is_signed ? static_cast<double>(1ll << (stored - 1)) : 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = static_cast<float>((stored_values[i] + offset) / range);
+  } else {
+    Float64 slope = 1.0, intercept = 0.0;
+    if (ds->findAndGetFloat64(DCM_RescaleSlope, slope).bad() || !std::isfinite(slope) ||
+        slope == 0.0) {
+      slope = 1.0;
+    }
+    if (ds->findAndGetFloat64(DCM_RescaleIntercept, intercept).bad() || !std::isfinite(intercept)) {
+      intercept = 0.0;
+    }
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = stored_values[i] * slope + intercept;
+      stored_values[i] = v;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    double center = options.window_center(), width = options.window_width();
+    bool use_window = options.dicom_intensity() == DicomIntensity::kWindow && width > 0.0;
+    if (options.dicom_intensity() == DicomIntensity::kWindow && !use_window) {
+      Float64 c = 0.0, w = 0.0;
+      if (ds->findAndGetFloat64(DCM_WindowCenter, c).good() &&
+          ds->findAndGetFloat64(DCM_WindowWidth, w).good() && w >= 1.0 && std::isfinite(c)) {
+        center = c;
+        width = w;
+        use_window = true;
+      }
+    }
+    if (use_window) {
+      // DICOM PS3.3 C.11.2.1.2.1, the "LINEAR" VOI LUT function, scaled to [0, 1].
+      const double c = center - 0.5, w = width - 1.0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double x = stored_values[i];
+        double y;
+        if (w <= 0.0) {
+          y = x > c ? 1.0 : 0.0;
+        } else if (x <= c - w / 2) {
+          y = 0.0;
+        } else if (x > c + w / 2) {
+          y = 1.0;
+        } else {
+          y = (x - c) / w + 0.5;
+        }
+        dst[i] = static_cast<float>(y);
+      }
+    } else {
+      const double range = hi - lo;
+      for (int64_t i = 0; i < n; ++i) {
+        dst[i] = range > 0 ? static_cast<float>((stored_values[i] - lo) / range) : 0.0f;
+      }
+    }
+  }
+  if (photometric == "MONOCHROME1" && options.invert_monochrome1()) out = 1.0f - out;
+  return finish_float(out, options);
+}
+
+#else  // no DCMTK in this build
+
+ImageInfo dicom_info(const uint8_t*, size_t, const std::string& where) {
+  CONVIRT_CHECK(false, "cannot decode DICOM ", where, ": convirt was built without DCMTK");
+  return {};
+}
+
+at::Tensor decode_dicom(const uint8_t*, size_t, const ReadImageOptions&, const std::string& where) {
+  CONVIRT_CHECK(false, "cannot decode DICOM ", where, ": convirt was built without DCMTK");
+  return {};
+}
+
+#endif
+
+}  // namespace detail
+
+void write_dicom(const std::string& path, const torch::Tensor& pixels,
+                 const WriteDicomOptions& options) {
+#ifdef CONVIRT_IMAGE_WITH_DCMTK
+  CONVIRT_CHECK_VALUE(
+      pixels.defined() && (pixels.dim() == 2 || (pixels.dim() == 3 && pixels.size(0) == 1)),
+      "write_dicom: pixels must be [H, W] or [1, H, W], got ",
+      pixels.defined() ? convirt::detail::shape_str(pixels.sizes()) : "undefined");
+  CONVIRT_CHECK_TYPE(!at::isFloatingType(pixels.scalar_type()) && pixels.scalar_type() != at::kBool,
+                     "write_dicom: pixels must hold stored integer values, got ",
+                     pixels.scalar_type());
+  CONVIRT_CHECK_VALUE(
+      options.photometric() == "MONOCHROME1" || options.photometric() == "MONOCHROME2",
+      "write_dicom: photometric must be MONOCHROME1 or MONOCHROME2, got ", options.photometric());
+  at::Tensor img = pixels.reshape({pixels.size(-2), pixels.size(-1)}).to(at::kCPU);
+  const int64_t rows = img.size(0), cols = img.size(1);
+  CONVIRT_CHECK_VALUE(rows > 0 && cols > 0 && rows <= 65535 && cols <= 65535,
+                      "write_dicom: size must be in [1, 65535], got ", cols, "x", rows);
+  const bool eight = img.scalar_type() == at::kByte;
+  const int allocated = eight ? 8 : 16;
+  const int64_t stored = options.bits_stored();
+  CONVIRT_CHECK_VALUE(stored >= 1 && stored <= allocated,
+                      "write_dicom: bits_stored must be in [1, ", allocated, "] for ", allocated,
+                      "-bit pixels, got ", stored);
+  const int64_t lo = img.min().item<int64_t>(), hi = img.max().item<int64_t>();
+  CONVIRT_CHECK_VALUE(lo >= 0 && hi < (1ll << stored), "write_dicom: pixel values must be in [0, ",
+                      (1ll << stored) - 1, "] for bits_stored ", stored, ", got [", lo, ", ", hi,
+                      "]");
+  detail::init_dcmtk();
+  DcmFileFormat file;
+  DcmDataset* ds = file.getDataset();
+  char uid[100];
+  auto put = [&](const DcmTagKey& key, const std::string& value) {
+    OFCondition st = ds->putAndInsertString(key, value.c_str());
+    CONVIRT_CHECK(st.good(), "write_dicom: cannot set ", DcmTag(key).getTagName(), ": ", st.text());
+  };
+  auto put16 = [&](const DcmTagKey& key, int64_t value) {
+    OFCondition st = ds->putAndInsertUint16(key, static_cast<Uint16>(value));
+    CONVIRT_CHECK(st.good(), "write_dicom: cannot set ", DcmTag(key).getTagName(), ": ", st.text());
+  };
+  auto num = [](double v) {
+    std::ostringstream os;
+    os.precision(10);
+    os << v;
+    return os.str();
+  };
+  put(DCM_SOPClassUID, UID_ComputedRadiographyImageStorage);
+  put(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
+  put(DCM_StudyInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_STUDY_UID_ROOT));
+  put(DCM_SeriesInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT));
+  put(DCM_Modality, options.modality());
+  if (!options.patient_id().empty()) put(DCM_PatientID, options.patient_id());
+  if (!options.view_position().empty()) put(DCM_ViewPosition, options.view_position());
+  put16(DCM_SamplesPerPixel, 1);
+  put(DCM_PhotometricInterpretation, options.photometric());
+  put16(DCM_Rows, rows);
+  put16(DCM_Columns, cols);
+  put16(DCM_BitsAllocated, allocated);
+  put16(DCM_BitsStored, stored);
+  put16(DCM_HighBit, stored - 1);
+  put16(DCM_PixelRepresentation, 0);
+  put(DCM_RescaleSlope, num(options.rescale_slope()));
+  put(DCM_RescaleIntercept, num(options.rescale_intercept()));
+  if (options.window_width() > 0) {
+    put(DCM_WindowCenter, num(options.window_center()));
+    put(DCM_WindowWidth, num(options.window_width()));
+  }
+  OFCondition st;
+  if (eight) {
+    at::Tensor c = img.contiguous();
+    st = ds->putAndInsertUint8Array(DCM_PixelData, c.data_ptr<uint8_t>(),
+                                    static_cast<unsigned long>(c.numel()));
+  } else {
+    at::Tensor c = img.to(at::kInt).contiguous();
+    std::vector<Uint16> buf(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
+    st = ds->putAndInsertUint16Array(DCM_PixelData, buf.data(),
+                                     static_cast<unsigned long>(buf.size()));
+  }
+  CONVIRT_CHECK(st.good(), "write_dicom: cannot set PixelData: ", st.text());
+  st = file.saveFile(path.c_str(), EXS_LittleEndianExplicit);
+  CONVIRT_CHECK(st.good(), "write_dicom: cannot write ", path, ": ", st.text());
+#else
+  (void)pixels;
+  (void)options;
+  CONVIRT_CHECK(false, "write_dicom: cannot write ", path, ": convirt was built without DCMTK");
+#endif
+}
+
+}  // namespace convirt::image
