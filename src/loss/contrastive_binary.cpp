@@ -18,9 +18,9 @@ void ContrastiveBinaryLossImpl::reset() {
   CONVIRT_CHECK_VALUE(options.hidden_dim() >= 1, "hidden_dim must be >= 1, got ",
                       options.hidden_dim());
   mlp = register_module(
-      "mlp", torch::nn::Sequential(
-                 torch::nn::Linear(2 * options.embedding_dim(), options.hidden_dim()),
-                 torch::nn::ReLU(), torch::nn::Linear(options.hidden_dim(), 1)));
+      "mlp",
+      torch::nn::Sequential(torch::nn::Linear(2 * options.embedding_dim(), options.hidden_dim()),
+                            torch::nn::ReLU(), torch::nn::Linear(options.hidden_dim(), 1)));
 }
 
 namespace {
@@ -55,10 +55,10 @@ torch::Tensor ContrastiveBinaryLossImpl::forward(const torch::Tensor& image_emb,
   const int64_t shift = torch::randint(1, n, {1}, torch::kLong).item<int64_t>();
   auto fake_index = torch::empty_like(perm);
   fake_index.index_put_({perm}, perm.roll(shift));
-  auto fake = mlp->forward(torch::cat({image_emb, text_emb.index_select(0, fake_index.to(
-                                                                            text_emb.device()))},
-                                      1))
-                  .squeeze(1);
+  auto fake =
+      mlp->forward(
+             torch::cat({image_emb, text_emb.index_select(0, fake_index.to(text_emb.device()))}, 1))
+          .squeeze(1);
   auto logits = torch::cat({real, fake});
   auto targets = torch::cat({ones, torch::zeros_like(fake)});
   return torch::nn::functional::binary_cross_entropy_with_logits(logits, targets);

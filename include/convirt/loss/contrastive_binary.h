@@ -1,7 +1,7 @@
 #pragma once
-// The Contrastive-Binary-Loss baseline of the paper's tables: an MLP over the concatenated image and
-// text projections predicts whether a pair is real or fake, a fake pair being the image with another
-// report of the batch (text replaced at random); binary cross-entropy over both.
+// The Contrastive-Binary-Loss baseline of the paper's tables: an MLP over the concatenated image
+// and text projections predicts whether a pair is real or fake, a fake pair being the image with
+// another report of the batch (text replaced at random); binary cross-entropy over both.
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/container/sequential.h>

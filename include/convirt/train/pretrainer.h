@@ -1,0 +1,144 @@
+#pragma once
+// ConVIRT pretraining (paper appendix A): Adam, validation loss every K steps on held-out pairs,
+// learning rate halved after `lr_patience` evaluations without improvement, stop after a budget of
+// evaluations or steps, keep the checkpoint with the lowest validation loss.
+//
+// Everything a resumed run needs lives in one TrainState checkpoint (model, objective head,
+// optimiser, scheduler, RNG state, loader position, counters), written atomically; a run killed at
+// any moment and resumed from its last checkpoint ends with the same weights as one that was never
+// interrupted.
+
+#include <convirt/data/loader.h>
+#include <convirt/models/convirt.h>
+#include <convirt/text/wordpiece.h>
+
+#include <torch/types.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace convirt::train {
+
+/// Which pretraining objective drives the encoders.
+enum class Objective {
+  kConVIRT,            ///< bidirectional InfoNCE (the paper's method)
+  kContrastiveBinary,  ///< the Contrastive-Binary-Loss baseline (real vs shuffled pair, BCE)
+};
+Objective parse_objective(const std::string& name);  ///< "convirt" or "binary"
+std::string to_string(Objective objective);
+
+/// Example:
+///   auto opts = convirt::train::PretrainOptions("runs/demo").eval_every(200).max_steps(2000);
+struct PretrainOptions {
+  explicit PretrainOptions(std::string out_dir) : out_dir_(std::move(out_dir)) {}
+  /// Folder for checkpoints (last.ckpt, best.ckpt), metrics.jsonl and the final model.
+  TORCH_ARG(std::string, out_dir);
+  TORCH_ARG(Objective, objective) = Objective::kConVIRT;
+  TORCH_ARG(double, learning_rate) = 1e-4;
+  TORCH_ARG(double, weight_decay) = 1e-6;
+  TORCH_ARG(int64_t, batch_size) = 32;
+  /// tau and lambda of the loss (paper: 0.1, 0.75).
+  TORCH_ARG(double, temperature) = 0.1;
+  TORCH_ARG(double, image_to_text_weight) = 0.75;
+  /// Validation (and checkpoint) period in steps (paper: 5000).
+  TORCH_ARG(int64_t, eval_every) = 5000;
+  /// Evaluations without improvement before the learning rate is multiplied by lr_decay (paper: 5).
+  TORCH_ARG(int64_t, lr_patience) = 5;
+  TORCH_ARG(double, lr_decay) = 0.5;
+  /// Stop after this many evaluations (paper: 200); 0 = no limit.
+  TORCH_ARG(int64_t, max_evals) = 200;
+  /// Stop after this many steps; 0 = no limit.
+  TORCH_ARG(int64_t, max_steps) = 0;
+  /// Stop (after checkpointing) once this much wall time has passed in this process; 0 = no limit.
+  /// A time budget is the one stopping rule that is not reproducible step for step.
+  TORCH_ARG(double, max_seconds) = 0;
+  /// Clip the global gradient norm to this value; 0 = off.
+  TORCH_ARG(double, grad_clip_norm) = 0;
+  /// Autocast (bf16/fp16 matmuls with fp32 loss) when the device is CUDA.
+  TORCH_ARG(bool, mixed_precision) = true;
+  /// Consecutive non-finite losses after which the run stops with an error (each one is skipped).
+  TORCH_ARG(int64_t, max_bad_steps) = 20;
+  /// Tokens per sentence (paper: 128 is the common choice).
+  TORCH_ARG(int64_t, max_length) = 128;
+  TORCH_ARG(int64_t, log_every) = 20;
+  /// Print the progress line to stderr.
+  TORCH_ARG(bool, verbose) = true;
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(int64_t, workers) = 2;
+  /// Continue from out_dir/last.ckpt when it exists.
+  TORCH_ARG(bool, resume) = true;
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+};
+
+/// What a step or an evaluation reports to a callback (and to metrics.jsonl).
+struct StepMetrics {
+  int64_t step = 0;
+  double loss = 0;
+  double image_to_text = 0;  ///< directional losses (ConVIRT objective only)
+  double text_to_image = 0;
+  double image_to_text_accuracy = 0;
+  double text_to_image_accuracy = 0;
+  double learning_rate = 0;
+  double images_per_second = 0;
+  double eta_seconds = -1;
+  bool is_eval = false;
+  double val_loss = 0;  ///< set when is_eval
+};
+
+struct PretrainResult {
+  int64_t steps = 0;
+  int64_t evaluations = 0;
+  double best_val_loss = 0;
+  int64_t best_step = 0;
+  int64_t skipped_steps = 0;    ///< non-finite losses skipped
+  int64_t bad_samples = 0;      ///< samples the loader skipped
+  std::string best_checkpoint;  ///< convirt model checkpoint (io::save_convirt) of the best model
+  std::string stop_reason;
+};
+
+/// Runs pretraining. The model is trained in place; at the end it holds the best-validation
+/// weights.
+///
+/// Example:
+///   convirt::train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
+///   auto result = trainer.run();
+class Pretrainer {
+ public:
+  Pretrainer(models::ConVIRTModel model, std::shared_ptr<const text::WordPieceTokenizer> tokenizer,
+             std::shared_ptr<const data::Dataset> train, std::shared_ptr<const data::Dataset> val,
+             PretrainOptions options);
+  ~Pretrainer();
+
+  /// Trains until a stopping rule fires. `callback` sees every logged step and every evaluation;
+  /// returning false stops the run cleanly (checkpoint written first).
+  PretrainResult run(const std::function<bool(const StepMetrics&)>& callback = {});
+
+  /// Asks a running run() to stop after the current step (safe from a signal handler or another
+  /// thread). The run writes its checkpoint and returns normally.
+  void request_stop() { stop_requested_.store(true); }
+
+  /// Validation loss of the current model on the held-out set (deterministic).
+  double validation_loss();
+
+  const PretrainOptions& options() const { return options_; }
+  models::ConVIRTModel model() const { return model_; }
+
+ private:
+  struct State;
+  void save_state(const std::string& path);
+  void load_state(const std::string& path);
+  torch::Tensor objective_loss(const torch::Tensor& v, const torch::Tensor& u,
+                               StepMetrics* metrics);
+
+  models::ConVIRTModel model_;
+  std::shared_ptr<const text::WordPieceTokenizer> tokenizer_;
+  std::shared_ptr<const data::Dataset> train_;
+  std::shared_ptr<const data::Dataset> val_;
+  PretrainOptions options_;
+  std::unique_ptr<State> state_;
+  std::atomic<bool> stop_requested_{false};
+};
+
+}  // namespace convirt::train

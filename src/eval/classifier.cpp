@@ -1,0 +1,665 @@
+// The linear and fine-tuning protocols share one training loop: the linear protocol is the loop
+// with an identity "encoder" on precomputed features and no warm-up.
+#include <convirt/core/check.h>
+#include <convirt/eval/finetune.h>
+#include <convirt/eval/linear_probe.h>
+#include <convirt/eval/metrics.h>
+#include <convirt/eval/protocol.h>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/optim/adam.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <optional>
+
+namespace convirt::eval {
+
+// ---------------------------------------------------------------------------------------------------
+// Names
+
+ClassificationTask parse_classification_task(const std::string& name) {
+  if (name == "multilabel" || name == "binary") return ClassificationTask::kMultiLabel;
+  if (name == "multiclass") return ClassificationTask::kMultiClass;
+  CONVIRT_CHECK_VALUE(
+      false, "task must be one of \"multilabel\", \"binary\", \"multiclass\", got \"", name, "\"");
+  return ClassificationTask::kMultiLabel;
+}
+
+std::string to_string(ClassificationTask task) {
+  return task == ClassificationTask::kMultiLabel ? "multilabel" : "multiclass";
+}
+
+ClassifierMetric parse_classifier_metric(const std::string& name) {
+  if (name == "auto") return ClassifierMetric::kAuto;
+  if (name == "mean_auc") return ClassifierMetric::kMeanAUC;
+  if (name == "accuracy") return ClassifierMetric::kAccuracy;
+  if (name == "group_auc") return ClassifierMetric::kGroupAUC;
+  CONVIRT_CHECK_VALUE(false,
+                      "metric must be one of \"auto\", \"mean_auc\", \"accuracy\", \"group_auc\", "
+                      "got \"",
+                      name, "\"");
+  return ClassifierMetric::kAuto;
+}
+
+std::string to_string(ClassifierMetric metric) {
+  switch (metric) {
+    case ClassifierMetric::kAuto:
+      return "auto";
+    case ClassifierMetric::kMeanAUC:
+      return "mean_auc";
+    case ClassifierMetric::kAccuracy:
+      return "accuracy";
+    case ClassifierMetric::kGroupAUC:
+      return "group_auc";
+  }
+  return "auto";
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data
+
+LabeledSet LabeledSet::select(const torch::Tensor& index) const {
+  auto pick = [&](const torch::Tensor& t) {
+    return t.defined() ? t.index_select(0, index.to(t.device())) : t;
+  };
+  return LabeledSet{pick(inputs), pick(targets), pick(mask), pick(groups)};
+}
+
+void check_labeled_set(const LabeledSet& set, ClassificationTask task, const std::string& name) {
+  CONVIRT_CHECK_VALUE(set.inputs.defined(), name, ".inputs must be a defined tensor");
+  CONVIRT_CHECK_VALUE(set.targets.defined(), name, ".targets must be a defined tensor");
+  CONVIRT_CHECK_VALUE(set.inputs.dim() >= 2, name,
+                      ".inputs must be features [N, D] or images [N, C, H, W], got ",
+                      detail::shape_str(set.inputs.sizes()));
+  CONVIRT_CHECK_TYPE(at::isFloatingType(set.inputs.scalar_type()), name,
+                     ".inputs must be floating, got ", set.inputs.scalar_type());
+  const int64_t n = set.inputs.size(0);
+  CONVIRT_CHECK_VALUE(n > 0, name, " must hold at least one example, got 0");
+  CONVIRT_CHECK_VALUE(set.targets.dim() >= 1 && set.targets.size(0) == n, name,
+                      ".targets must have N = ", n, " rows, got ",
+                      detail::shape_str(set.targets.sizes()));
+  if (task == ClassificationTask::kMultiLabel) {
+    CONVIRT_CHECK_VALUE(set.targets.dim() <= 2, name, ".targets must be [N, L] or [N], got ",
+                        detail::shape_str(set.targets.sizes()));
+    CONVIRT_CHECK_TYPE(!set.targets.is_complex(), name, ".targets must be real, got ",
+                       set.targets.scalar_type());
+    auto y = set.targets.detach().to(at::kCPU).to(at::kDouble);
+    auto valid = y.eq(0).logical_or(y.eq(1));
+    if (set.mask.defined()) {
+      CONVIRT_CHECK_VALUE(
+          set.mask.sizes() == set.targets.sizes(), name, ".mask must have the shape of targets ",
+          detail::shape_str(set.targets.sizes()), ", got ", detail::shape_str(set.mask.sizes()));
+      valid = valid.logical_or(set.mask.detach().to(at::kCPU).eq(0));
+    }
+    CONVIRT_CHECK_VALUE(valid.all().item<bool>(), name,
+                        ".targets must hold only 0 and 1 (where the mask keeps them) for a "
+                        "multi-label task");
+  } else {
+    CONVIRT_CHECK_VALUE(set.targets.dim() == 1, name,
+                        ".targets must be class ids [N] for a multi-class task, got ",
+                        detail::shape_str(set.targets.sizes()));
+    CONVIRT_CHECK_TYPE(!at::isFloatingType(set.targets.scalar_type()) &&
+                           set.targets.scalar_type() != at::kBool && !set.targets.is_complex(),
+                       name, ".targets must be integer class ids for a multi-class task, got ",
+                       set.targets.scalar_type());
+    CONVIRT_CHECK_VALUE(set.targets.min().item<int64_t>() >= 0, name,
+                        ".targets must be class ids >= 0, got ", set.targets.min().item<int64_t>());
+    CONVIRT_CHECK_VALUE(!set.mask.defined(), name,
+                        ".mask is only meaningful for multi-label tasks; leave it undefined");
+  }
+  if (set.groups.defined()) {
+    CONVIRT_CHECK_VALUE(set.groups.dim() == 1 && set.groups.size(0) == n, name,
+                        ".groups must be [N] with N = ", n, ", got ",
+                        detail::shape_str(set.groups.sizes()));
+    CONVIRT_CHECK_TYPE(
+        !at::isFloatingType(set.groups.scalar_type()) && set.groups.scalar_type() != at::kBool,
+        name, ".groups must hold integer ids, got ", set.groups.scalar_type());
+  }
+}
+
+int64_t infer_num_outputs(ClassificationTask task, const std::vector<const LabeledSet*>& sets) {
+  int64_t out = 0;
+  for (const auto* s : sets) {
+    if (s == nullptr || !s->targets.defined() || s->targets.numel() == 0) continue;
+    if (task == ClassificationTask::kMultiLabel) {
+      out = std::max<int64_t>(out, s->targets.dim() == 2 ? s->targets.size(1) : 1);
+    } else {
+      out = std::max<int64_t>(out, s->targets.max().item<int64_t>() + 1);
+    }
+  }
+  if (task == ClassificationTask::kMultiClass) out = std::max<int64_t>(out, 2);
+  CONVIRT_CHECK_VALUE(out > 0, "cannot infer the number of outputs: no targets given");
+  return out;
+}
+
+LabeledSet subsample(const LabeledSet& set, double fraction, uint64_t seed, int64_t min_examples) {
+  CONVIRT_CHECK_VALUE(fraction > 0.0 && fraction <= 1.0, "fraction must be in (0, 1], got ",
+                      fraction);
+  CONVIRT_CHECK_VALUE(min_examples >= 0, "min_examples must be >= 0, got ", min_examples);
+  const int64_t n = set.size();
+  if (fraction == 1.0 || n == 0) return set;
+  int64_t k = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
+  k = std::min(n, std::max(k, min_examples));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  // Sorted so that the subset keeps the original order (only membership is random).
+  auto index = std::get<0>(
+      at::randperm(n, gen, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, k).sort());
+  return set.select(index);
+}
+
+SweepCell summarize(const std::vector<double>& values, double fraction) {
+  SweepCell cell;
+  cell.fraction = fraction;
+  cell.values = values;
+  if (values.empty()) {
+    cell.mean = cell.stddev = std::numeric_limits<double>::quiet_NaN();
+    return cell;
+  }
+  double sum = 0.0;
+  for (double v : values) sum += v;
+  cell.mean = sum / static_cast<double>(values.size());
+  double sq = 0.0;
+  for (double v : values) sq += (v - cell.mean) * (v - cell.mean);
+  cell.stddev = values.size() > 1 ? std::sqrt(sq / static_cast<double>(values.size() - 1)) : 0.0;
+  return cell;
+}
+
+std::vector<SweepCell> label_fraction_sweep(
+    const LabeledSet& train, const std::vector<double>& fractions,
+    const std::vector<uint64_t>& seeds,
+    const std::function<double(const LabeledSet& train_subset, uint64_t seed)>& run) {
+  CONVIRT_CHECK_VALUE(!fractions.empty(), "fractions must name at least one fraction");
+  CONVIRT_CHECK_VALUE(!seeds.empty(), "seeds must name at least one seed");
+  CONVIRT_CHECK_VALUE(static_cast<bool>(run), "run must be a callable");
+  std::vector<SweepCell> cells;
+  for (double f : fractions) {
+    std::vector<double> values;
+    for (uint64_t seed : seeds) values.push_back(run(subsample(train, f, seed), seed));
+    cells.push_back(summarize(values, f));
+  }
+  return cells;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The training loop
+
+namespace {
+
+// Sets the intra-op thread count for a scope (0 = unchanged) and restores it.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : previous_(at::get_num_threads()) {
+    CONVIRT_CHECK_VALUE(threads >= 0, "num_threads must be >= 0 (0 = unchanged), got ", threads);
+    if (threads > 0 && threads != previous_) {
+      at::set_num_threads(threads);
+      changed_ = true;
+    }
+  }
+  ~ThreadScope() {
+    if (changed_) at::set_num_threads(previous_);
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int previous_;
+  bool changed_ = false;
+};
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// log-softmax over classes from elementwise ops and small reductions. ATen's fused log_softmax
+// opens an OpenMP region on every call even for a [64, 3] batch; on a busy 2-core machine that made
+// the multi-class linear protocol ~70x slower than with one thread.
+at::Tensor log_softmax(const at::Tensor& logits) {
+  return logits - at::logsumexp(logits, {1}, /*keepdim=*/true);
+}
+
+// Targets in the form the loss wants: multi-label float [N, L] (+ float mask), multi-class long
+// [N].
+LabeledSet canonical(const LabeledSet& s, ClassificationTask task) {
+  LabeledSet c = s;
+  if (task == ClassificationTask::kMultiLabel) {
+    c.targets = s.targets.dim() == 1 ? s.targets.unsqueeze(1) : s.targets;
+    if (s.mask.defined()) {
+      c.mask = (s.mask.dim() == 1 ? s.mask.unsqueeze(1) : s.mask).ne(0).to(at::kFloat);
+      // Masked entries may hold -1 (uncertain): zero them so the loss stays finite before masking.
+      c.targets = c.targets.to(at::kFloat) * c.mask;
+    } else {
+      c.targets = c.targets.to(at::kFloat);
+    }
+  } else {
+    c.targets = s.targets.to(at::kLong);
+  }
+  return c;
+}
+
+struct Snapshot {
+  std::vector<torch::Tensor> tensors;
+};
+
+Snapshot take(const std::vector<torch::Tensor>& ts) {
+  Snapshot s;
+  for (const auto& t : ts) s.tensors.push_back(t.detach().clone());
+  return s;
+}
+
+void restore(const std::vector<torch::Tensor>& ts, const Snapshot& s) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < ts.size(); ++i) ts[i].copy_(s.tensors[i]);
+}
+
+class ClassifierLoop {
+ public:
+  ClassifierLoop(const Encoder* encoder, const LabeledSet& train, const LabeledSet& val,
+                 const LabeledSet& test, const ClassifierOptions& opts, torch::Device device,
+                 AugmentFn augment)
+      : encoder_(encoder),
+        opts_(opts),
+        device_(device),
+        augment_(std::move(augment)),
+        gen_(at::make_generator<at::CPUGeneratorImpl>(opts.seed())) {
+    CONVIRT_CHECK_VALUE(opts.learning_rate() > 0, "learning_rate must be > 0, got ",
+                        opts.learning_rate());
+    CONVIRT_CHECK_VALUE(opts.weight_decay() >= 0, "weight_decay must be >= 0, got ",
+                        opts.weight_decay());
+    CONVIRT_CHECK_VALUE(opts.dropout() >= 0 && opts.dropout() < 1,
+                        "dropout must be in [0, 1), got ", opts.dropout());
+    CONVIRT_CHECK_VALUE(opts.batch_size() > 0, "batch_size must be > 0, got ", opts.batch_size());
+    CONVIRT_CHECK_VALUE(opts.eval_batch_size() > 0, "eval_batch_size must be > 0, got ",
+                        opts.eval_batch_size());
+    CONVIRT_CHECK_VALUE(opts.lr_patience() > 0, "lr_patience must be > 0, got ",
+                        opts.lr_patience());
+    CONVIRT_CHECK_VALUE(opts.lr_decay() > 0 && opts.lr_decay() <= 1,
+                        "lr_decay must be in (0, 1], got ", opts.lr_decay());
+    CONVIRT_CHECK_VALUE(opts.early_stop_patience() > 0, "early_stop_patience must be > 0, got ",
+                        opts.early_stop_patience());
+    CONVIRT_CHECK_VALUE(opts.max_epochs() > 0, "max_epochs must be > 0, got ", opts.max_epochs());
+    CONVIRT_CHECK_VALUE(opts.max_steps() >= 0, "max_steps must be >= 0 (0 = unlimited), got ",
+                        opts.max_steps());
+    CONVIRT_CHECK_VALUE(opts.num_outputs() >= 0, "num_outputs must be >= 0 (0 = infer), got ",
+                        opts.num_outputs());
+    const auto task = opts.task();
+    check_labeled_set(train, task, "train");
+    check_labeled_set(val, task, "val");
+    check_labeled_set(test, task, "test");
+    CONVIRT_CHECK_VALUE(train.inputs.sizes().slice(1) == val.inputs.sizes().slice(1) &&
+                            train.inputs.sizes().slice(1) == test.inputs.sizes().slice(1),
+                        "train, val and test inputs must share their per-example shape, got ",
+                        detail::shape_str(train.inputs.sizes()), ", ",
+                        detail::shape_str(val.inputs.sizes()), ", ",
+                        detail::shape_str(test.inputs.sizes()));
+    if (encoder_ == nullptr) {
+      CONVIRT_CHECK_VALUE(
+          train.inputs.dim() == 2, "the linear protocol trains on features [N, D]; got inputs ",
+          detail::shape_str(train.inputs.sizes()), " (use extract_features on images first)");
+      CONVIRT_CHECK_VALUE(at::isfinite(train.inputs).all().item<bool>(),
+                          "train.inputs must be finite");
+    }
+    outputs_ = opts.num_outputs() > 0 ? opts.num_outputs()
+                                      : infer_num_outputs(task, {&train, &val, &test});
+    if (task == ClassificationTask::kMultiLabel) {
+      const int64_t labels = train.targets.dim() == 2 ? train.targets.size(1) : 1;
+      CONVIRT_CHECK_VALUE(outputs_ == labels, "num_outputs (", outputs_,
+                          ") must equal the number of labels (", labels, ")");
+      for (const auto* s : {&val, &test}) {
+        const int64_t l = s->targets.dim() == 2 ? s->targets.size(1) : 1;
+        CONVIRT_CHECK_VALUE(l == labels, "train has ", labels, " labels but another split has ", l);
+      }
+    } else {
+      for (const auto* s : {&train, &val, &test}) {
+        const int64_t mx = s->targets.max().item<int64_t>();
+        CONVIRT_CHECK_INDEX(mx < outputs_, "class id ", mx, " is out of range for num_outputs ",
+                            outputs_);
+      }
+    }
+    train_ = canonical(train, task);
+    val_ = canonical(val, task);
+    test_ = canonical(test, task);
+
+    metric_ = opts.metric();
+    if (metric_ == ClassifierMetric::kAuto) {
+      if (task == ClassificationTask::kMultiClass) {
+        metric_ = ClassifierMetric::kAccuracy;
+      } else {
+        metric_ = (val.groups.defined() && test.groups.defined()) ? ClassifierMetric::kGroupAUC
+                                                                  : ClassifierMetric::kMeanAUC;
+      }
+    }
+    if (metric_ == ClassifierMetric::kAccuracy) {
+      CONVIRT_CHECK_VALUE(task == ClassificationTask::kMultiClass,
+                          "metric accuracy needs a multi-class task");
+    } else {
+      CONVIRT_CHECK_VALUE(task == ClassificationTask::kMultiLabel, "metric ", to_string(metric_),
+                          " needs a multi-label task");
+    }
+    if (metric_ == ClassifierMetric::kGroupAUC) {
+      CONVIRT_CHECK_VALUE(val.groups.defined() && test.groups.defined(),
+                          "metric group_auc needs val.groups and test.groups");
+      CONVIRT_CHECK_VALUE(!val.mask.defined() && !test.mask.defined(),
+                          "metric group_auc does not support a label mask");
+    }
+
+    // Feature width: known for features, else from the encoder (or one forward pass).
+    int64_t in_dim = 0;
+    if (encoder_ == nullptr) {
+      in_dim = train.inputs.size(1);
+    } else if (encoder_->output_dim > 0) {
+      in_dim = encoder_->output_dim;
+    } else {
+      at::NoGradGuard no_grad;
+      const bool was_training = encoder_training();
+      set_encoder_training(false);
+      in_dim = encoder_->forward(train_.inputs.narrow(0, 0, 1).to(device_)).size(1);
+      set_encoder_training(was_training);
+    }
+    // torch.nn.Linear's default initialisation (bound 1/sqrt(fan_in) for weight and bias), drawn
+    // from the protocol's own generator so a seed fixes it.
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_dim));
+    auto fopts = at::TensorOptions().dtype(at::kFloat);
+    weight_ = at::empty({outputs_, in_dim}, fopts).uniform_(-bound, bound, gen_).to(device_);
+    bias_ = at::empty({outputs_}, fopts).uniform_(-bound, bound, gen_).to(device_);
+    weight_.set_requires_grad(true);
+    bias_.set_requires_grad(true);
+  }
+
+  ClassifierResult run(int64_t warmup_steps, double warmup_lr) {
+    // Training needs autograd even when the caller runs under a NoGradGuard.
+    at::AutoGradMode grad_mode(true);
+    ClassifierResult result;
+    result.metric = metric_;
+    if (warmup_steps > 0) warmup(warmup_steps, warmup_lr);
+
+    std::vector<torch::Tensor> trainable{weight_, bias_};
+    std::vector<torch::Tensor> saved{weight_, bias_};
+    if (encoder_ != nullptr) {
+      for (const auto& p : encoder_->parameters) {
+        if (p.requires_grad()) trainable.push_back(p);
+      }
+      for (const auto& p : encoder_->parameters) saved.push_back(p);
+      for (const auto& b : encoder_->buffers) saved.push_back(b);
+    }
+    torch::optim::Adam optim(
+        trainable,
+        torch::optim::AdamOptions(opts_.learning_rate()).weight_decay(opts_.weight_decay()));
+    double lr = opts_.learning_rate();
+    double best = -std::numeric_limits<double>::infinity();
+    Snapshot best_state = take(saved);
+    int64_t bad_lr = 0, bad_stop = 0;
+    int64_t epoch = 0;
+    for (epoch = 1; epoch <= opts_.max_epochs(); ++epoch) {
+      if (budget_spent()) break;
+      const double train_loss = train_epoch(optim, /*encoder_trainable=*/true);
+      auto [val_loss, val_probs] = evaluate(val_);
+      const double val_metric = compute_metric(val_probs, val_);
+      // A validation metric that is undefined (one class only) falls back to the loss, and stays
+      // undefined for every epoch because it depends only on the validation labels.
+      const double score = std::isfinite(val_metric) ? val_metric : -val_loss;
+      result.history.push_back({epoch, steps_, train_loss, val_loss, val_metric, lr});
+      if (opts_.verbose()) {
+        std::fprintf(
+            stderr,
+            "[eval] epoch %lld step %lld train_loss %.4f val_loss %.4f val_%s %.4f lr %.2e\n",
+            static_cast<long long>(epoch), static_cast<long long>(steps_), train_loss, val_loss,
+            to_string(metric_).c_str(), val_metric, lr);
+      }
+      if (score > best + opts_.min_delta()) {
+        best = score;
+        best_state = take(saved);
+        result.best_epoch = epoch;
+        result.best_val_metric = val_metric;
+        bad_lr = bad_stop = 0;
+      } else {
+        ++bad_lr;
+        ++bad_stop;
+        if (bad_lr >= opts_.lr_patience()) {
+          lr *= opts_.lr_decay();
+          for (auto& group : optim.param_groups()) {
+            static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+          }
+          bad_lr = 0;
+        }
+        if (bad_stop >= opts_.early_stop_patience()) {
+          ++epoch;
+          break;
+        }
+      }
+    }
+    result.epochs = epoch - 1;
+    result.steps = steps_;
+    if (result.history.empty()) {
+      // The budget was spent before a full-training epoch (e.g. by the warm-up): the state after
+      // the warm-up is the one reported, so its validation metric is what best_val_metric means.
+      auto [val_loss, val_probs] = evaluate(val_);
+      (void)val_loss;
+      result.best_val_metric = compute_metric(val_probs, val_);
+    }
+    restore(saved, best_state);
+    set_encoder_training(false);
+
+    auto [test_loss, test_probs] = evaluate(test_);
+    result.test_loss = test_loss;
+    result.test_probabilities = test_probs;
+    result.test_mean_auc = result.test_accuracy = result.test_group_auc = kNaN;
+    if (opts_.task() == ClassificationTask::kMultiLabel) {
+      auto auc = multilabel_roc_auc(test_probs, test_.targets, test_.mask);
+      result.test_per_label_auc = auc.per_label;
+      result.test_mean_auc = auc.mean;
+      if (test_.groups.defined() && !test_.mask.defined()) {
+        result.test_group_auc = grouped_roc_auc(test_probs, test_.targets, test_.groups);
+      }
+    } else {
+      result.test_accuracy = accuracy(test_probs, test_.targets);
+    }
+    result.test_metric = compute_metric(test_probs, test_);
+    return result;
+  }
+
+ private:
+  bool budget_spent() const { return opts_.max_steps() > 0 && steps_ >= opts_.max_steps(); }
+
+  bool encoder_training() const {
+    return encoder_ != nullptr && encoder_->is_training ? encoder_->is_training() : false;
+  }
+  void set_encoder_training(bool on) const {
+    if (encoder_ != nullptr && encoder_->set_training) encoder_->set_training(on);
+  }
+
+  torch::Tensor features(const torch::Tensor& x, bool grad_through_encoder) const {
+    if (encoder_ == nullptr) return x;
+    if (grad_through_encoder) return encoder_->forward(x);
+    at::NoGradGuard no_grad;
+    return encoder_->forward(x);
+  }
+
+  torch::Tensor head(const torch::Tensor& feats, bool training) {
+    auto h = feats.to(at::kFloat);
+    if (training && opts_.dropout() > 0) {
+      // Dropout with the protocol's generator (torch's dropout draws from the global one).
+      const double keep = 1.0 - opts_.dropout();
+      auto m = at::empty(h.sizes(), at::TensorOptions().dtype(at::kFloat)).bernoulli_(keep, gen_);
+      h = h * m.to(h.device()) / keep;
+    }
+    return at::linear(h, weight_, bias_);
+  }
+
+  // Sum of the per-example (or per-kept-label) losses and how many terms it holds.
+  std::pair<torch::Tensor, double> loss_sum(const torch::Tensor& logits, const LabeledSet& batch) {
+    if (opts_.task() == ClassificationTask::kMultiLabel) {
+      auto y = batch.targets.to(logits.device());
+      auto per = at::binary_cross_entropy_with_logits(logits, y, {}, {}, at::Reduction::None);
+      if (batch.mask.defined()) {
+        auto m = batch.mask.to(logits.device());
+        return {(per * m).sum(), m.sum().item<double>()};
+      }
+      return {per.sum(), static_cast<double>(per.numel())};
+    }
+    auto y = batch.targets.to(logits.device());
+    return {-log_softmax(logits).gather(1, y.unsqueeze(1)).sum(), static_cast<double>(y.size(0))};
+  }
+
+  std::vector<torch::Tensor> epoch_batches(int64_t n) {
+    auto perm = at::randperm(n, gen_, at::TensorOptions().dtype(at::kLong));
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < n; s += opts_.batch_size()) {
+      const int64_t len = std::min(opts_.batch_size(), n - s);
+      // A trailing batch of one breaks BatchNorm in training mode; it is dropped (it is reshuffled
+      // into a full batch next epoch).
+      if (len == 1 && n > 1 && encoder_ != nullptr) break;
+      out.push_back(perm.narrow(0, s, len));
+    }
+    return out;
+  }
+
+  double step(torch::optim::Optimizer& optim, const torch::Tensor& index, bool encoder_trainable) {
+    auto batch = train_.select(index);
+    auto x = batch.inputs.to(device_);
+    if (encoder_ != nullptr && augment_) x = augment_(x, gen_);
+    auto logits = head(features(x, encoder_trainable), /*training=*/true);
+    auto [sum, count] = loss_sum(logits, batch);
+    auto loss = sum / std::max(count, 1.0);
+    const double value = loss.item<double>();
+    CONVIRT_CHECK(std::isfinite(value), "classifier loss is not finite (", value, ") at step ",
+                  steps_ + 1, "; lower learning_rate or check the inputs");
+    optim.zero_grad();
+    loss.backward();
+    optim.step();
+    ++steps_;
+    return value;
+  }
+
+  void warmup(int64_t steps, double lr) {
+    CONVIRT_CHECK_VALUE(lr > 0, "warmup_learning_rate must be > 0, got ", lr);
+    torch::optim::Adam optim(std::vector<torch::Tensor>{weight_, bias_},
+                             torch::optim::AdamOptions(lr).weight_decay(opts_.weight_decay()));
+    // The encoder is frozen and in eval mode: only the head learns, on fixed features.
+    set_encoder_training(false);
+    int64_t done = 0;
+    while (done < steps && !budget_spent()) {
+      for (const auto& idx : epoch_batches(train_.size())) {
+        if (done >= steps || budget_spent()) break;
+        step(optim, idx, /*encoder_trainable=*/false);
+        ++done;
+      }
+    }
+  }
+
+  double train_epoch(torch::optim::Optimizer& optim, bool encoder_trainable) {
+    set_encoder_training(true);
+    double sum = 0.0;
+    int64_t count = 0;
+    for (const auto& idx : epoch_batches(train_.size())) {
+      if (budget_spent()) break;
+      sum += step(optim, idx, encoder_trainable);
+      ++count;
+    }
+    set_encoder_training(false);
+    return count > 0 ? sum / static_cast<double>(count) : kNaN;
+  }
+
+  // Mean loss and probabilities (on CPU) over a split, eval mode, no gradient.
+  std::pair<double, torch::Tensor> evaluate(const LabeledSet& set) {
+    at::NoGradGuard no_grad;
+    set_encoder_training(false);
+    const int64_t n = set.size();
+    double loss = 0.0, count = 0.0;
+    std::vector<torch::Tensor> probs;
+    for (int64_t s = 0; s < n; s += opts_.eval_batch_size()) {
+      const int64_t len = std::min(opts_.eval_batch_size(), n - s);
+      auto idx = at::arange(s, s + len, at::TensorOptions().dtype(at::kLong));
+      auto batch = set.select(idx);
+      auto logits = head(features(batch.inputs.to(device_), false), /*training=*/false);
+      auto [sum, c] = loss_sum(logits, batch);
+      loss += sum.item<double>();
+      count += c;
+      probs.push_back((opts_.task() == ClassificationTask::kMultiLabel ? at::sigmoid(logits)
+                                                                       : log_softmax(logits).exp())
+                          .to(at::kCPU));
+    }
+    return {count > 0 ? loss / count : kNaN, at::cat(probs, 0)};
+  }
+
+  double compute_metric(const torch::Tensor& probs, const LabeledSet& set) const {
+    switch (metric_) {
+      case ClassifierMetric::kAccuracy:
+        return accuracy(probs, set.targets);
+      case ClassifierMetric::kGroupAUC: {
+        // Undefined (one class among the groups) reads as NaN, like an undefined mean AUC.
+        auto [means, ids] = group_mean(set.targets.to(at::kDouble), set.groups);
+        (void)ids;
+        auto pos = means.eq(1).sum(0), neg = means.eq(0).sum(0);
+        if (!pos.gt(0).logical_and(neg.gt(0)).any().item<bool>()) return kNaN;
+        return grouped_roc_auc(probs, set.targets, set.groups);
+      }
+      default:
+        return multilabel_roc_auc(probs, set.targets, set.mask).mean;
+    }
+  }
+
+  const Encoder* encoder_;
+  ClassifierOptions opts_;
+  torch::Device device_;
+  AugmentFn augment_;
+  at::Generator gen_;
+  LabeledSet train_, val_, test_;
+  ClassifierMetric metric_ = ClassifierMetric::kAuto;
+  int64_t outputs_ = 0;
+  int64_t steps_ = 0;
+  torch::Tensor weight_, bias_;
+};
+
+}  // namespace
+
+ClassifierResult train_linear_probe(const LabeledSet& train, const LabeledSet& val,
+                                    const LabeledSet& test, const ClassifierOptions& options) {
+  CONVIRT_CHECK_VALUE(train.inputs.defined(), "train.inputs must be a defined tensor");
+  ThreadScope threads(options.num_threads());
+  ClassifierLoop loop(nullptr, train, val, test, options, train.inputs.device(), nullptr);
+  return loop.run(/*warmup_steps=*/0, /*warmup_lr=*/0.0);
+}
+
+ClassifierResult finetune(const Encoder& encoder, const LabeledSet& train, const LabeledSet& val,
+                          const LabeledSet& test, const FinetuneOptions& options) {
+  CONVIRT_CHECK_VALUE(static_cast<bool>(encoder.forward), "encoder.forward must be set");
+  CONVIRT_CHECK_VALUE(options.warmup_steps() >= 0, "warmup_steps must be >= 0, got ",
+                      options.warmup_steps());
+  ThreadScope threads(options.classifier().num_threads());
+  ClassifierLoop loop(&encoder, train, val, test, options.classifier(), options.device(),
+                      options.augment());
+  return loop.run(options.warmup_steps(), options.warmup_learning_rate());
+}
+
+torch::Tensor extract_features(const Encoder& encoder, const torch::Tensor& images,
+                               int64_t batch_size) {
+  CONVIRT_CHECK_VALUE(static_cast<bool>(encoder.forward), "encoder.forward must be set");
+  CONVIRT_CHECK_VALUE(images.defined() && images.dim() >= 1, "images must be a tensor [N, ...]");
+  CONVIRT_CHECK_VALUE(batch_size > 0, "batch_size must be > 0, got ", batch_size);
+  const bool was_training = encoder.is_training ? encoder.is_training() : false;
+  if (encoder.set_training) encoder.set_training(false);
+  at::NoGradGuard no_grad;
+  // The encoder's device is that of its first parameter (CPU for a parameterless encoder).
+  auto device = encoder.parameters.empty() ? images.device() : encoder.parameters.front().device();
+  std::vector<torch::Tensor> out;
+  const int64_t n = images.size(0);
+  for (int64_t s = 0; s < n; s += batch_size) {
+    const int64_t len = std::min(batch_size, n - s);
+    auto f = encoder.forward(images.narrow(0, s, len).to(device));
+    CONVIRT_CHECK_VALUE(f.dim() == 2 && f.size(0) == len,
+                        "encoder.forward must return features [B, D] for a batch of ", len,
+                        ", got ", detail::shape_str(f.sizes()));
+    out.push_back(f.to(at::kCPU).to(at::kFloat));
+  }
+  if (encoder.set_training) encoder.set_training(was_training);
+  if (out.empty()) {
+    return at::empty({0, std::max<int64_t>(encoder.output_dim, 0)},
+                     at::TensorOptions().dtype(at::kFloat));
+  }
+  return at::cat(out, 0);
+}
+
+}  // namespace convirt::eval

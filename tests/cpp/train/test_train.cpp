@@ -1,0 +1,226 @@
+#include <convirt/data/synthetic/generator.h>
+#include <convirt/models/presets.h>
+#include <convirt/pipeline/experiment.h>
+#include <convirt/train/checkpoint.h>
+#include <convirt/train/metrics_log.h>
+#include <convirt/train/pretrainer.h>
+
+#include <torch/torch.h>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace convirt;
+
+namespace {
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_all(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// A tiny synthetic paired set and the model/tokenizer to train on it, shared by the trainer tests.
+struct TinySetup {
+  test::TempDir dir{"convirt-train"};
+  data::synthetic::SyntheticSummary synth;
+  std::shared_ptr<data::PairedDataset> train, val;
+  std::shared_ptr<text::WordPieceTokenizer> tokenizer;
+
+  TinySetup() {
+    synth = pipeline::ensure_synthetic((dir / "data").string(), data::synthetic::SyntheticOptions()
+                                                                    .train_studies(48)
+                                                                    .validate_studies(12)
+                                                                    .test_studies(4)
+                                                                    .chexpert_train(8)
+                                                                    .chexpert_valid(8)
+                                                                    .retrieval_candidates(2)
+                                                                    .retrieval_image_queries(1)
+                                                                    .retrieval_text_queries(1)
+                                                                    .image_size(32)
+                                                                    .threads(2)
+                                                                    .seed(3));
+    train = pipeline::load_pairs(synth.mimic_root, "train", pipeline::pretrain_transform(32), 1);
+    val = pipeline::load_pairs(synth.mimic_root, "validate", pipeline::eval_transform(32), 1);
+    tokenizer = pipeline::build_tokenizer(*train, 300, (dir / "vocab.txt").string());
+  }
+
+  models::ConVIRTModel model(uint64_t seed = 0) const {
+    models::ModelConfig c;
+    c.image_encoder("resnet18")
+        .resnet(models::ResNetOptions(18).base_width(4).in_channels(1))
+        .bert(models::BertOptions(models::BertConfig()
+                                      .vocab_size(tokenizer->vocab_size())
+                                      .hidden_size(16)
+                                      .num_hidden_layers(1)
+                                      .num_attention_heads(2)
+                                      .intermediate_size(32)
+                                      .max_position_embeddings(32))
+                  .frozen_layers(0)
+                  .freeze_embeddings(false))
+        .projection_dim(8)
+        .max_length(24)
+        .image_size(32);
+    torch::manual_seed(seed);
+    return models::make_convirt(c);
+  }
+
+  train::PretrainOptions options(const std::string& out) const {
+    return train::PretrainOptions(out)
+        .batch_size(8)
+        .eval_every(4)
+        .max_evals(0)
+        .max_steps(12)
+        .max_length(24)
+        .log_every(1)
+        .learning_rate(1e-3)
+        .workers(2)
+        .verbose(false)
+        .seed(5);
+  }
+};
+
+bool same_weights(torch::nn::Module& a, torch::nn::Module& b) {
+  auto pa = a.named_parameters();
+  for (const auto& p : b.named_parameters()) {
+    if (!torch::equal(pa[p.key()], p.value())) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint files round-trip and reject truncation and corruption", "[train]") {
+  test::TempDir dir("convirt-ckpt");
+  const std::string path = (dir / "state.ckpt").string();
+  train::write_checkpoint_file(path, "first payload");
+  CHECK(train::read_checkpoint_file(path) == "first payload");
+  train::write_checkpoint_file(path, "second payload");
+  CHECK(train::read_checkpoint_file(path) == "second payload");
+  CHECK(train::read_checkpoint_file(path + ".prev") == "first payload");
+
+  std::string bytes = read_all(path);
+  bytes[3] ^= 0x40;  // flip a bit of the payload
+  write_all(path, bytes);
+  CHECK_THROWS_WITH(train::read_checkpoint_file(path), Catch::Contains("is corrupt: checksum"));
+  std::string used;
+  std::vector<std::string> problems;
+  CHECK(train::read_latest_checkpoint(path, &used, &problems) == "first payload");
+  CHECK(used == path + ".prev");
+  REQUIRE(problems.size() == 1);
+
+  write_all(path, bytes.substr(0, bytes.size() - 5));
+  CHECK_THROWS_WITH(train::read_checkpoint_file(path), Catch::Contains("truncated"));
+  fs::remove(path + ".prev");
+  CHECK_THROWS_WITH(train::read_latest_checkpoint(path), Catch::Contains("no intact checkpoint"));
+  CHECK_THROWS_WITH(train::read_checkpoint_file((dir / "missing").string()),
+                    Catch::Contains("cannot be opened"));
+  CHECK(!fs::exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST_CASE("metrics are JSON lines and durations read naturally", "[train]") {
+  CHECK(
+      train::to_json_line({{"step", int64_t{3}}, {"loss", 1.5}, {"type", std::string("train")}}) ==
+      R"({"loss":1.5,"step":3,"type":"train"})");
+  CHECK(train::to_json_line({{"loss", std::nan("")}}) == R"({"loss":null})");
+  CHECK(train::format_duration(5) == "5s");
+  CHECK(train::format_duration(125) == "2m05s");
+  CHECK(train::format_duration(3723) == "1h02m03s");
+  CHECK(train::format_duration(-1) == "?");
+}
+
+TEST_CASE("a stopped and resumed run ends with the same weights as an uninterrupted one",
+          "[train]") {
+  TinySetup s;
+  auto model_a = s.model();
+  train::Pretrainer a(model_a, s.tokenizer, s.train, s.val, s.options((s.dir / "a").string()));
+  auto ra = a.run();
+  CHECK(ra.steps == 12);
+  CHECK(ra.evaluations == 3);
+  CHECK(std::isfinite(ra.best_val_loss));
+  CHECK(fs::exists(s.dir / "a" / "best_model.pt"));
+
+  {
+    auto model_b = s.model();
+    train::Pretrainer b(model_b, s.tokenizer, s.train, s.val, s.options((s.dir / "b").string()));
+    auto rb = b.run([&](const train::StepMetrics& m) { return m.is_eval || m.step < 6; });
+    CHECK(rb.steps == 6);
+    CHECK(rb.stop_reason == "stop requested");
+  }
+  auto model_c = s.model(/*seed=*/99);  // different init: everything must come from the checkpoint
+  train::Pretrainer c(model_c, s.tokenizer, s.train, s.val, s.options((s.dir / "b").string()));
+  auto rc = c.run();
+  CHECK(rc.steps == 12);
+  CHECK(rc.evaluations == 3);
+  CHECK(rc.best_val_loss == ra.best_val_loss);
+  CHECK(same_weights(*model_a, *model_c));
+
+  const std::string log = read_all(s.dir / "a" / "metrics.jsonl");
+  CHECK(log.find(R"("type":"train")") != std::string::npos);
+  CHECK(log.find(R"("type":"eval")") != std::string::npos);
+  CHECK(log.find(R"("type":"done")") != std::string::npos);
+}
+
+namespace {
+
+// Pairs whose images are NaN: every loss is non-finite.
+class PoisonedPairs : public data::Dataset {
+ public:
+  explicit PoisonedPairs(std::shared_ptr<data::PairedDataset> inner) : inner_(std::move(inner)) {}
+  int64_t size() const override { return inner_->size(); }
+  data::Example get(int64_t index, uint64_t seed) const override {
+    auto ex = inner_->get(index, seed);
+    ex.image = torch::full_like(ex.image, std::numeric_limits<float>::quiet_NaN());
+    return ex;
+  }
+  std::string source(int64_t index) const override { return inner_->source(index); }
+
+ private:
+  std::shared_ptr<data::PairedDataset> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("non-finite losses are skipped, and too many in a row stop the run", "[train]") {
+  TinySetup s;
+  auto model = s.model();
+  auto poisoned = std::make_shared<PoisonedPairs>(s.train);
+  train::Pretrainer t(model, s.tokenizer, poisoned, s.val,
+                      s.options((s.dir / "nan").string()).max_bad_steps(3));
+  CHECK_THROWS_WITH(t.run(), Catch::Contains("3 consecutive steps had a non-finite loss"));
+}
+
+TEST_CASE("pretrainer options are validated", "[train]") {
+  TinySetup s;
+  auto model = s.model();
+  CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val,
+                                      s.options((s.dir / "x").string()).batch_size(1)),
+                    Catch::Contains("batch_size must be >= 2"));
+  CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val,
+                                      s.options((s.dir / "x").string()).max_steps(0).max_evals(0)),
+                    Catch::Contains("set at least one of max_steps, max_evals, max_seconds"));
+  CHECK_THROWS_WITH(train::parse_objective("clip"), Catch::Contains("'convirt' or 'binary'"));
+}
+
+TEST_CASE("the contrastive-binary objective trains and checkpoints too", "[train]") {
+  TinySetup s;
+  auto model = s.model();
+  train::Pretrainer t(model, s.tokenizer, s.train, s.val,
+                      s.options((s.dir / "bin").string())
+                          .objective(train::Objective::kContrastiveBinary)
+                          .max_steps(4));
+  auto r = t.run();
+  CHECK(r.steps == 4);
+  CHECK(std::isfinite(r.best_val_loss));
+  CHECK(train::checkpoint_exists((s.dir / "bin" / "last.ckpt").string()));
+}
