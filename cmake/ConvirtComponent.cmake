@@ -39,6 +39,8 @@ function(convirt_add_test name)
   target_compile_definitions(${name} PRIVATE
     CONVIRT_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
     CONVIRT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  # Idle OpenMP threads must not spin: tests run two at a time on small machines.
   catch_discover_tests(${name} TEST_PREFIX "${name}:" PROPERTIES TIMEOUT 900
+                       ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE"
                        DISCOVERY_TIMEOUT 60)
 endfunction()

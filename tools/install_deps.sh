@@ -9,6 +9,7 @@ packages=(
   libopenblas0-pthread            # without it LibTorch falls back to the reference BLAS (~30x slower)
   libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
   pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-venv python3-pip
+  python3-setuptools python3-wheel python3-pil
   libturbojpeg0-dev libjpeg-dev libpng-dev libdcmtk-dev libutf8proc-dev libgloo-dev
   python3-torchvision python3-sklearn   # independent references in the tests
 )

@@ -8,6 +8,8 @@ build=${CONVIRT_BUILD_DIR:-$root/build}
 "$root/tools/check_blas.sh"
 "$root/tools/build.sh"
 
+# Idle OpenMP threads spin by default, stealing the cores from the other test running beside them.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 status=0
 echo "== C++ tests (ctest)"
 (cd "$build" && ctest --output-on-failure -j "${CONVIRT_TEST_JOBS:-2}") || status=1

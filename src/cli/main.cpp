@@ -9,6 +9,7 @@
 #include <convirt/data/datasets/chexpert.h>
 #include <convirt/data/datasets/retrieval.h>
 #include <convirt/data/subsets.h>
+#include <convirt/dist/launch.h>
 #include <convirt/eval/finetune.h>
 #include <convirt/eval/linear_probe.h>
 #include <convirt/eval/plot.h>
@@ -23,8 +24,11 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -130,7 +134,8 @@ int run_pretrain(const PretrainArgs& a) {
 }
 
 struct EvalArgs {
-  std::string model, vocab, chexpert_train, chexpert_test, retrieval_dir, out, method_name;
+  std::string model, vocab, chexpert_train, chexpert_test, retrieval_dir, image_root, out,
+      method_name;
   std::vector<double> fractions = {0.01, 0.1, 1.0};
   int64_t seeds = 5, image_size = 64, threads = 0, workers = 2, finetune_steps = 0;
   std::string uncertain = "zeros";
@@ -200,6 +205,7 @@ int run_eval_retrieval(const EvalArgs& a) {
   torch::NoGradGuard no_grad;
   const int64_t channels = model->config().resnet().in_channels();
   data::RetrievalSet set(a.retrieval_dir, data::RetrievalOptions()
+                                              .image_root(a.image_root)
                                               .transform(pipeline::eval_transform(a.image_size))
                                               .channels(channels));
   auto candidates = pipeline::load_labeled(*set.candidates(), a.workers);
@@ -233,7 +239,7 @@ int run_eval_retrieval(const EvalArgs& a) {
 
 struct TsneArgs {
   std::vector<std::string> models;
-  std::string retrieval_dir, out = "tsne.svg";
+  std::string retrieval_dir, image_root, out = "tsne.svg";
   int64_t image_size = 64, categories = 5, threads = 0;
   double perplexity = 30;
   uint64_t seed = 0;
@@ -248,6 +254,7 @@ int run_tsne(const TsneArgs& a) {
     model->eval();
     torch::NoGradGuard no_grad;
     data::RetrievalSet set(a.retrieval_dir, data::RetrievalOptions()
+                                                .image_root(a.image_root)
                                                 .transform(pipeline::eval_transform(a.image_size))
                                                 .channels(model->config().resnet().in_channels()));
     auto candidates = pipeline::load_labeled(*set.candidates(), 2);
@@ -265,9 +272,20 @@ int run_tsne(const TsneArgs& a) {
   return 0;
 }
 
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main). Its default lets idle OpenMP
+// threads spin, which on a small machine steals the cores from the data-loading threads:
+// pretraining ran 10x slower on 2 busy cores. So unless the user chose a policy, the program
+// re-executes itself once with the passive one.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_openmp(argv);
   std::vector<std::string> args(argv, argv + argc);
   try {
     args = cli::expand_config_args(args);
@@ -363,6 +381,8 @@ int main(int argc, char** argv) {
   add_common(c_ret);
   c_ret->add_option("--retrieval-dir", ev.retrieval_dir, "Folder of the 8x200 CSVs")->required();
   c_ret->add_option("--vocab", ev.vocab, "vocab.txt of the model (enables text->image)");
+  c_ret->add_option("--image-root", ev.image_root,
+                    "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
 
   // tsne
   TsneArgs ts;
@@ -370,6 +390,8 @@ int main(int argc, char** argv) {
   c_tsne->add_option("--model", ts.models, "One or more model checkpoints (one panel each)")
       ->required();
   c_tsne->add_option("--retrieval-dir", ts.retrieval_dir)->required();
+  c_tsne->add_option("--image-root", ts.image_root,
+                     "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
   c_tsne->add_option("--out", ts.out, "SVG file")->capture_default_str();
   c_tsne->add_option("--image-size", ts.image_size)->capture_default_str();
   c_tsne->add_option("--categories", ts.categories, "First k categories shown")
@@ -407,12 +429,33 @@ int main(int argc, char** argv) {
   c_rep->add_option("--linear-seeds", rep.linear_seeds())->capture_default_str();
   c_rep->add_option("--finetune-seeds", rep.finetune_seeds())->capture_default_str();
   c_rep->add_option("--finetune-steps", rep.finetune_steps())->capture_default_str();
+  c_rep
+      ->add_option("--finetune-warmup-steps", rep.finetune_warmup_steps(),
+                   "Head-only steps before the encoder is unfrozen (paper: 200)")
+      ->capture_default_str();
   c_rep->add_flag("--finetune,!--no-finetune", rep.finetune(), "Run Table 1(b)");
   c_rep->add_option("--threads", rep.threads())->capture_default_str();
   c_rep->add_option("--workers", rep.workers())->capture_default_str();
   c_rep->add_option("--seed", rep.seed())->capture_default_str();
   c_rep->add_flag("--quick", quick, "A much smaller run (a smoke test of the pipeline)");
   add_synthetic_options(c_rep, rep.synthetic());
+
+  // launch
+  dist::LaunchOptions launch;
+  std::vector<std::string> launch_command;
+  auto* c_launch = app.add_subcommand(
+      "launch",
+      "Start N processes of a command with torchrun's variables (RANK, WORLD_SIZE, "
+      "LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and supervise them");
+  c_launch->add_option("--nproc", launch.nproc(), "Processes on this machine")
+      ->capture_default_str();
+  c_launch->add_option("--nnodes", launch.nnodes(), "Machines")->capture_default_str();
+  c_launch->add_option("--node-rank", launch.node_rank(), "This machine's index")
+      ->capture_default_str();
+  c_launch->add_option("--master-addr", launch.master_addr())->capture_default_str();
+  c_launch->add_option("--master-port", launch.master_port(), "0: a free port")
+      ->capture_default_str();
+  c_launch->add_option("command", launch_command, "The command after --")->required();
 
   std::vector<const char*> cargs;
   for (const auto& s : args) cargs.push_back(s.c_str());
@@ -433,6 +476,7 @@ int main(int argc, char** argv) {
           s.chexpert_valid_csv.c_str(), s.retrieval_dir.c_str());
       return 0;
     }
+    if (c_launch->parsed()) return dist::launch(launch, launch_command);
     if (c_pre->parsed()) return run_pretrain(pre);
     if (c_lin->parsed()) return run_eval_classification(ev, false);
     if (c_ft->parsed()) return run_eval_classification(ev, true);
@@ -453,6 +497,7 @@ int main(int argc, char** argv) {
             .linear_seeds(2)
             .finetune_seeds(1)
             .finetune_steps(20)
+            .finetune_warmup_steps(10)
             .fractions({0.1, 1.0});
       }
       auto summary = pipeline::reproduce(rep);

@@ -305,8 +305,10 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
       auto ft_cells = eval::label_fraction_sweep(
           train, o.fractions(), finetune_seeds, [&](const eval::LabeledSet& subset, uint64_t seed) {
             auto fresh = io::load_convirt(checkpoints[method]);
-            auto opts = eval::FinetuneOptions(
-                eval::ClassifierOptions(classifier).seed(seed).max_steps(o.finetune_steps()));
+            auto opts =
+                eval::FinetuneOptions(
+                    eval::ClassifierOptions(classifier).seed(seed).max_steps(o.finetune_steps()))
+                    .warmup_steps(o.finetune_warmup_steps());
             return eval::finetune(image_encoder(fresh), subset, val, test, opts).test_metric;
           });
       eval::add_sweep(results, "finetune", name, task, ft_cells);
@@ -315,9 +317,10 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   }
 
   // 4. Zero-shot retrieval (Table 2) and the t-SNE figure (Figure 3).
-  data::RetrievalSet retrieval(
-      synth.retrieval_dir,
-      data::RetrievalOptions().transform(eval_transform(o.image_size())).channels(channels));
+  data::RetrievalSet retrieval(synth.retrieval_dir, data::RetrievalOptions()
+                                                        .image_root(synth.chexpert_root)
+                                                        .transform(eval_transform(o.image_size()))
+                                                        .channels(channels));
   eval::LabeledSet candidates = load_labeled(*retrieval.candidates(), o.workers());
   eval::LabeledSet image_queries = load_labeled(*retrieval.image_queries(), o.workers());
   const torch::Tensor cand_cat = categories_of(candidates.targets);

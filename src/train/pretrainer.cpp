@@ -194,7 +194,8 @@ double Pretrainer::validation_loss() {
   int64_t count = 0;
   while (auto batch = loader.next()) {
     if (batch->size() < 2) continue;  // a lone pair has no negatives
-    auto enc = tokenizer_->encode_batch(batch->texts, options_.max_length());
+    auto enc =
+        tokenizer_->encode_batch(batch->texts, options_.max_length(), text::Padding::kLongest);
     auto [v, u] =
         model_->forward(batch->images.to(options_.device()), enc.input_ids.to(options_.device()),
                         enc.attention_mask.to(options_.device()));
@@ -381,7 +382,8 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       ++state_->skipped;
       continue;
     }
-    auto enc = tokenizer_->encode_batch(batch.texts, options_.max_length());
+    auto enc =
+        tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
     StepMetrics m;
     state_->optimizer->zero_grad();
     torch::Tensor loss;

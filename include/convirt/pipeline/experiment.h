@@ -67,7 +67,7 @@ struct ReproduceOptions {
   /// torchvision ResNet state_dict (torch.save) for the ImageNet-init row; "" leaves it out.
   TORCH_ARG(std::string, imagenet_weights) = "";
   /// Pretraining budget per pretrained method: wall seconds and/or steps (0 = unused).
-  TORCH_ARG(double, pretrain_seconds) = 240;
+  TORCH_ARG(double, pretrain_seconds) = 200;
   TORCH_ARG(int64_t, pretrain_steps) = 0;
   TORCH_ARG(int64_t, eval_every) = 200;
   TORCH_ARG(int64_t, batch_size) = 32;
@@ -82,8 +82,10 @@ struct ReproduceOptions {
   TORCH_ARG(int64_t, finetune_seeds) = 1;
   /// Run the fine-tuning protocol (Table 1b); it costs most of the evaluation time.
   TORCH_ARG(bool, finetune) = true;
-  /// Step budget of each fine-tuning run (after the 200-step head warm-up); 0 = the paper's epochs.
-  TORCH_ARG(int64_t, finetune_steps) = 300;
+  /// Step budget of each fine-tuning run (after the head warm-up); 0 = the paper's epochs.
+  TORCH_ARG(int64_t, finetune_steps) = 150;
+  /// Head-only warm-up steps before the encoder is unfrozen (paper: 200).
+  TORCH_ARG(int64_t, finetune_warmup_steps) = 50;
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(int64_t, workers) = 2;
   TORCH_ARG(uint64_t, seed) = 0;

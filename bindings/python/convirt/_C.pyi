@@ -1,0 +1,16 @@
+# Type stubs for the native extension. Its submodules (text, image, ...) are reached through the
+# typed pure-Python modules convirt.text, convirt.image, convirt.transforms, ...; here they are opaque.
+from types import ModuleType
+from typing import Any
+
+__version__: str
+cuda_kernels_available: bool
+
+def set_num_threads(threads: int = ...) -> int: ...
+def default_num_threads() -> int: ...
+def __getattr__(name: str) -> Any: ...
+
+text: ModuleType
+image: ModuleType
+eval: ModuleType
+train: ModuleType

@@ -1,0 +1,92 @@
+"""ConVIRT pretraining from Python: the C++ trainer (``convirt::train::Pretrainer``) run with a config.
+
+The run is C++ with the GIL released; ``callback(metrics)`` is called with a dict on every logged
+step and every evaluation (return ``False`` to stop). Ctrl-C stops the run after the current step,
+lets the trainer write its checkpoint (``out_dir/last.ckpt``), then raises ``KeyboardInterrupt``;
+running the same config again resumes from that checkpoint.
+
+Example::
+
+    import convirt.train
+    result = convirt.train.pretrain({
+        "out_dir": "runs/demo", "train_csv": "train.csv", "val_csv": "val.csv",
+        "vocab": "vocab.txt", "model": "small", "max_steps": 2000, "eval_every": 200,
+    }, callback=lambda m: print(m["step"], m["loss"]))
+    result["best_checkpoint"]
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from ._C import train as _train
+
+__all__ = ["pretrain", "PRETRAIN_DEFAULTS"]
+
+#: Every config key with its default (``None``: required). Paths may be str or os.PathLike.
+PRETRAIN_DEFAULTS: Dict[str, Any] = {
+    "out_dir": None,          # checkpoints (last.ckpt, best.ckpt), metrics.jsonl, final model
+    "train_csv": None,        # CsvPairsDataset CSVs: image path(s) and report text per row
+    "val_csv": None,
+    "vocab": None,            # WordPiece vocab.txt
+    "model": "small",         # "small", "paper", or a ModelConfig as a dict / JSON string
+    "image_column": "image",
+    "text_column": "text",
+    "augment": True,          # the paper's augmentation on training images
+    "objective": "convirt",   # or "binary" (Contrastive-Binary baseline)
+    "learning_rate": 1e-4,
+    "weight_decay": 1e-6,
+    "batch_size": 32,
+    "temperature": 0.1,
+    "image_to_text_weight": 0.75,
+    "eval_every": 5000,
+    "lr_patience": 5,
+    "lr_decay": 0.5,
+    "max_evals": 200,
+    "max_steps": 0,
+    "max_seconds": 0.0,
+    "grad_clip_norm": 0.0,
+    "mixed_precision": True,
+    "max_bad_steps": 20,
+    "max_length": 0,          # tokens per sentence; 0: the model config's (paper 128, small 64)
+    "log_every": 20,
+    "verbose": True,
+    "seed": 0,
+    "workers": 2,
+    "resume": True,
+    "device": "cpu",
+}
+
+_PATHS = ("out_dir", "train_csv", "val_csv", "vocab")
+
+
+def pretrain(config: Optional[Mapping[str, Any]] = None,
+             callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
+             **overrides: Any) -> Dict[str, Any]:
+    """Runs ConVIRT pretraining; keys as in :data:`PRETRAIN_DEFAULTS` (``overrides`` win over ``config``).
+
+    Returns a dict: steps, evaluations, best_val_loss, best_step, skipped_steps, bad_samples,
+    best_checkpoint, stop_reason, interrupted, model_config (JSON).
+
+    Raises:
+        ValueError for an unknown or missing key (and the C++ checks' ValueError/TypeError);
+        KeyboardInterrupt after a Ctrl-C, once the checkpoint is written; whatever the callback raised.
+    """
+    merged: Dict[str, Any] = dict(config or {})
+    merged.update(overrides)
+    unknown = sorted(set(merged) - set(PRETRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"pretrain: unknown config keys {unknown}; known: {sorted(PRETRAIN_DEFAULTS)}")
+    args = {k: merged.get(k, v) for k, v in PRETRAIN_DEFAULTS.items()}
+    missing = [k for k, v in args.items() if v is None]
+    if missing:
+        raise ValueError(f"pretrain: missing required config keys {missing}")
+    for key in _PATHS:
+        args[key] = os.fspath(args[key])
+    if isinstance(args["model"], Mapping):
+        args["model"] = json.dumps(dict(args["model"]))
+    args["device"] = str(args["device"])
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    return _train.pretrain(callback=callback, **args)

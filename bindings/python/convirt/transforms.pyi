@@ -1,0 +1,66 @@
+# Type stubs for convirt.transforms.
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from . import image as functional
+from .image import Rng as Rng
+
+_Range = Tuple[float, float]
+_Size = Union[int, Sequence[int]]
+
+class Transform:
+    @property
+    def native(self) -> Any: ...
+    def __call__(self, image: torch.Tensor, seed: Optional[int] = ..., *, rng: Optional[Rng] = ...,
+                 generator: Optional[torch.Generator] = ...) -> torch.Tensor: ...
+
+class Resize(Transform):
+    def __init__(self, size: _Size, interpolation: Any = ..., antialias: bool = ...) -> None: ...
+
+class RandomResizedCrop(Transform):
+    def __init__(self, size: _Size = ..., scale: _Range = ..., ratio: _Range = ..., interpolation: Any = ...,
+                 antialias: bool = ...) -> None: ...
+    def sample(self, height: int, width: int, rng: Rng) -> Tuple[int, int, int, int]: ...
+
+class RandomHorizontalFlip(Transform):
+    def __init__(self, p: float = ...) -> None: ...
+
+class RandomAffine(Transform):
+    def __init__(self, degrees: float = ..., translate: _Range = ..., scale: _Range = ...,
+                 interpolation: Any = ..., fill: float = ...) -> None: ...
+    def sample(self, height: int, width: int, rng: Rng) -> Tuple[float, Tuple[float, float], float]: ...
+
+class ColorJitter(Transform):
+    def __init__(self, brightness: _Range = ..., contrast: _Range = ..., random_order: bool = ...) -> None: ...
+
+class GaussianBlur(Transform):
+    def __init__(self, sigma: _Range = ..., kernel_size: int = ...) -> None: ...
+
+class Normalize(Transform):
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None: ...
+
+class PadToSquare(Transform):
+    def __init__(self, fill: float = ...) -> None: ...
+
+class ResizeLongerSide(Transform):
+    def __init__(self, longer_side: int = ...) -> None: ...
+
+class EvalPreprocess(Transform):
+    def __init__(self, size: int = ...) -> None: ...
+
+class Compose(Transform):
+    def __init__(self, transforms: Sequence[Callable[..., torch.Tensor]]) -> None: ...
+    @property
+    def transforms(self) -> List[Callable[..., torch.Tensor]]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> Callable[..., torch.Tensor]: ...
+
+def paper_augmentation(size: int = ..., crop_scale: _Range = ..., crop_ratio: _Range = ...,
+                       flip_p: float = ..., degrees: float = ..., translate: _Range = ...,
+                       affine_scale: _Range = ..., interpolation: Any = ..., brightness: _Range = ...,
+                       contrast: _Range = ..., sigma: _Range = ..., kernel_size: int = ...) -> Compose: ...
+def eval_transform(size: int = ..., mean: Optional[Sequence[float]] = ...,
+                   std: Optional[Sequence[float]] = ...) -> Compose: ...
+
+__all__: List[str]

@@ -1,0 +1,44 @@
+#pragma once
+// Everything that defines a ConVIRT model's architecture, as one value that round-trips through
+// JSON (stored inside checkpoints, accepted by the command line and Python).
+
+#include <convirt/models/bert.h>
+#include <convirt/models/projection_head.h>
+#include <convirt/models/resnet.h>
+
+#include <string>
+
+namespace convirt::models {
+
+/// Architecture of a ConVIRT model. Encoder names are looked up in the registry (registry.h).
+///
+/// Example:
+///   auto cfg = convirt::models::preset("small");
+///   cfg.projection_dim(64);
+///   std::string json = cfg.to_json();
+struct ModelConfig {
+  /// Registered image encoder: "resnet18", "resnet34", "resnet50", "resnet101" built in.
+  TORCH_ARG(std::string, image_encoder) = "resnet50";
+  /// ResNet options; the depth is taken from the image encoder's name.
+  TORCH_ARG(ResNetOptions, resnet) = ResNetOptions(50);
+  /// Registered text encoder: "bert" built in.
+  TORCH_ARG(std::string, text_encoder) = "bert";
+  TORCH_ARG(BertOptions, bert) = BertOptions();
+  /// d, the width of v and u (paper 512).
+  TORCH_ARG(int64_t, projection_dim) = 512;
+  TORCH_ARG(ProjectionKind, head_kind) = ProjectionKind::kMLP;
+  /// Hidden widths of the heads; 0 = the encoder's output width.
+  TORCH_ARG(int64_t, image_head_hidden) = 0;
+  TORCH_ARG(int64_t, text_head_hidden) = 0;
+  /// What the data pipeline should feed (recorded with the model so evaluation matches training).
+  TORCH_ARG(int64_t, max_length) = 128;
+  TORCH_ARG(int64_t, image_size) = 224;
+
+ public:
+  /// JSON object with every field (enums as their names).
+  std::string to_json() const;
+  /// Parses to_json()'s output; absent fields keep their defaults, unknown fields are a ValueError.
+  static ModelConfig from_json(const std::string& text);
+};
+
+}  // namespace convirt::models

@@ -1,0 +1,234 @@
+// torchvision and Hugging Face weight layouts, and whole-model checkpoints.
+#include <convirt/core/check.h>
+#include <convirt/core/version.h>
+#include <convirt/io/checkpoint.h>
+#include <convirt/io/hf.h>
+#include <convirt/io/safetensors.h>
+#include <convirt/io/torch_file.h>
+#include <convirt/io/torchvision.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace convirt::io {
+namespace fs = std::filesystem;
+
+namespace {
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  CONVIRT_CHECK_VALUE(in.good(), "cannot open '", path, "' for reading");
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  CONVIRT_CHECK_VALUE(out.good(), "cannot open '", path.string(), "' for writing");
+  out << text;
+}
+}  // namespace
+
+// ---------------------------------------------------------------- torchvision
+LoadReport load_torchvision_resnet(models::ResNetImpl& net, const std::string& path,
+                                   const TorchvisionLoadOptions& options) {
+  return load_torchvision_resnet(net, read_state_dict(path), options);
+}
+
+LoadReport load_torchvision_resnet(models::ResNetImpl& net, StateDict state,
+                                   const TorchvisionLoadOptions& options) {
+  std::vector<std::string> skipped, converted;
+  if (net.fc.is_empty() && options.skip_classifier()) {
+    StateDict kept;
+    for (const auto& item : state) {
+      if (starts_with(item.key(), "fc.")) {
+        skipped.push_back(item.key());
+      } else {
+        kept.insert(item.key(), item.value());
+      }
+    }
+    state = std::move(kept);
+  }
+  if (auto* w = state.find("conv1.weight")) {
+    const int64_t want = net.conv1->weight.size(1);
+    if (w->dim() == 4 && w->size(1) == 3 && want == 1) {
+      *w = net.options.channel_mode() == models::InputChannelMode::kSum ? w->sum(1, true)
+                                                                        : w->mean(1, true);
+      converted.push_back("conv1.weight (RGB -> 1 channel, " +
+                          models::to_string(net.options.channel_mode()) + ")");
+    }
+  }
+  auto report = load_state_dict(net, state, options.strict());
+  report.skipped = std::move(skipped);
+  report.converted = std::move(converted);
+  return report;
+}
+
+StateDict torchvision_state_dict(const models::ResNetImpl& net) {
+  StateDict sd = module_state_dict(net);
+  if (auto* w = sd.find("conv1.weight")) {
+    if (w->size(1) == 1)
+      *w = (*w / 3.0).expand({w->size(0), 3, w->size(2), w->size(3)}).contiguous();
+  }
+  return sd;
+}
+
+void save_torchvision_resnet(const models::ResNetImpl& net, const std::string& path) {
+  write_torch_state_dict(path, torchvision_state_dict(net));
+}
+
+// ---------------------------------------------------------------- Hugging Face BERT
+models::BertConfig read_bert_config(const std::string& path) {
+  fs::path p(path);
+  if (fs::is_directory(p)) p /= "config.json";
+  CONVIRT_CHECK_VALUE(fs::exists(p), "BERT config '", p.string(), "' not found");
+  try {
+    return models::BertConfig::from_json(slurp(p.string()));
+  } catch (const c10::Error& e) {
+    CONVIRT_CHECK_VALUE(false, "in '", p.string(), "': ", e.what_without_backtrace());
+  }
+  return {};
+}
+
+StateDict read_hf_bert_weights(const std::string& path, std::vector<std::string>* skipped) {
+  fs::path p(path);
+  if (fs::is_directory(p)) {
+    if (fs::exists(p / "model.safetensors")) {
+      p /= "model.safetensors";
+    } else if (fs::exists(p / "pytorch_model.bin")) {
+      p /= "pytorch_model.bin";
+    } else {
+      CONVIRT_CHECK_VALUE(false, "'", path,
+                          "' holds neither model.safetensors nor pytorch_model.bin");
+    }
+  }
+  StateDict raw = read_state_dict(p.string());
+  bool prefixed = false;
+  for (const auto& item : raw) prefixed = prefixed || starts_with(item.key(), "bert.");
+  StateDict out;
+  for (const auto& item : raw) {
+    std::string key = item.key();
+    if (prefixed) {
+      if (!starts_with(key, "bert.")) {
+        if (skipped) skipped->push_back(key);
+        continue;
+      }
+      key = key.substr(5);
+    }
+    if (key == "embeddings.position_ids" || starts_with(key, "cls.")) {
+      if (skipped) skipped->push_back(item.key());
+      continue;
+    }
+    // TF-era checkpoints (the original BERT, ClinicalBERT) name LayerNorm parameters gamma/beta.
+    auto ends = [&](const std::string& suffix) {
+      return key.size() >= suffix.size() &&
+             key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends("LayerNorm.gamma")) key = key.substr(0, key.size() - 5) + "weight";
+    if (ends("LayerNorm.beta")) key = key.substr(0, key.size() - 4) + "bias";
+    out.insert(key, item.value());
+  }
+  return out;
+}
+
+LoadReport load_hf_bert(models::BertImpl& bert, const std::string& path, bool strict) {
+  std::vector<std::string> skipped;
+  StateDict sd = read_hf_bert_weights(path, &skipped);
+  if (bert.pooler_dense.is_empty()) {
+    StateDict kept;
+    for (const auto& item : sd) {
+      if (starts_with(item.key(), "pooler.")) {
+        skipped.push_back(item.key());
+      } else {
+        kept.insert(item.key(), item.value());
+      }
+    }
+    sd = std::move(kept);
+  }
+  auto report = load_state_dict(bert, sd, strict);
+  report.skipped = std::move(skipped);
+  bert.apply_freezing();
+  return report;
+}
+
+models::Bert load_hf_bert(const std::string& dir, models::BertOptions options) {
+  options.config(read_bert_config(dir));
+  models::Bert bert(options);
+  load_hf_bert(*bert, dir, /*strict=*/true);
+  return bert;
+}
+
+void save_hf_bert(const models::BertImpl& bert, const std::string& dir,
+                  const std::string& vocab_path, HfWeightFormat format) {
+  fs::create_directories(dir);
+  const auto& cfg = bert.options.config();
+  if (!vocab_path.empty()) {
+    std::ifstream in(vocab_path);
+    CONVIRT_CHECK_VALUE(in.good(), "cannot open vocabulary '", vocab_path, "'");
+    int64_t lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    CONVIRT_CHECK_VALUE(lines == cfg.vocab_size(), "vocabulary '", vocab_path, "' has ", lines,
+                        " entries but the model's vocab_size is ", cfg.vocab_size());
+    fs::copy_file(vocab_path, fs::path(dir) / "vocab.txt", fs::copy_options::overwrite_existing);
+  }
+  StateDict sd;
+  for (const auto& item : module_state_dict(bert)) sd.insert(item.key(), item.value());
+  if (format != HfWeightFormat::kPytorchBin)
+    write_safetensors((fs::path(dir) / "model.safetensors").string(), sd, {{"format", "pt"}});
+  if (format != HfWeightFormat::kSafetensors)
+    write_torch_state_dict((fs::path(dir) / "pytorch_model.bin").string(), sd);
+  write_text(fs::path(dir) / "config.json", cfg.to_json());
+}
+
+// ---------------------------------------------------------------- whole-model checkpoints
+void save_convirt(const models::ConVIRTModelImpl& model, const std::string& path) {
+  write_safetensors(path, module_state_dict(model),
+                    {{"format", "convirt"},
+                     {"convirt_version", convirt::version()},
+                     {"convirt_config", model.config().to_json()}});
+}
+
+models::ModelConfig read_convirt_config(const std::string& path) {
+  auto file = read_safetensors(path);
+  auto it = file.metadata.find("convirt_config");
+  CONVIRT_CHECK_VALUE(it != file.metadata.end(), "'", path,
+                      "' is not a convirt checkpoint (no convirt_config in its metadata)");
+  return models::ModelConfig::from_json(it->second);
+}
+
+models::ConVIRTModel load_convirt(const std::string& path) {
+  auto file = read_safetensors(path);
+  auto it = file.metadata.find("convirt_config");
+  CONVIRT_CHECK_VALUE(it != file.metadata.end(), "'", path,
+                      "' is not a convirt checkpoint (no convirt_config in its metadata)");
+  auto model = models::make_convirt(models::ModelConfig::from_json(it->second));
+  load_state_dict(*model, file.tensors, /*strict=*/true);
+  return model;
+}
+
+LoadReport load_convirt_weights(torch::nn::Module& model, const std::string& path, bool strict) {
+  return load_state_dict(model, read_state_dict(path), strict);
+}
+
+void export_torchvision(const models::ConVIRTModelImpl& model, const std::string& path) {
+  auto resnet = model.image_encoder->inner_as<models::ResNetImpl>();
+  CONVIRT_CHECK_VALUE(resnet != nullptr,
+                      "export_torchvision needs a ResNet image encoder, the model has '",
+                      model.config().image_encoder(), "'");
+  save_torchvision_resnet(*resnet, path);
+}
+
+void export_hf(const models::ConVIRTModelImpl& model, const std::string& dir,
+               const std::string& vocab_path, HfWeightFormat format) {
+  auto bert = model.text_encoder->inner_as<models::BertImpl>();
+  CONVIRT_CHECK_VALUE(bert != nullptr, "export_hf needs a BERT text encoder, the model has '",
+                      model.config().text_encoder(), "'");
+  save_hf_bert(*bert, dir, vocab_path, format);
+}
+
+}  // namespace convirt::io
