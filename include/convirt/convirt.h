@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella header, for convenience only: each area's headers stand alone and are the better include.
+// Umbrella header, for convenience only: each area's headers stand alone and are the better
+// include.
 
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>

@@ -413,9 +413,11 @@ int main(int argc, char** argv) {
                     "torchvision ResNet state_dict for the ImageNet-init row");
   c_rep->add_option("--image-size", rep.image_size())->capture_default_str();
   c_rep->add_option("--vocab-size", rep.vocab_size())->capture_default_str();
-  c_rep->add_option("--pretrain-seconds", rep.pretrain_seconds(), "Budget per pretrained method")
+  c_rep
+      ->add_option("--pretrain-seconds", rep.pretrain_seconds(),
+                   "Wall-clock budget per pretrained method (replaces the step budget)")
       ->capture_default_str();
-  c_rep->add_option("--pretrain-steps", rep.pretrain_steps(), "Step budget (overrides seconds)")
+  c_rep->add_option("--pretrain-steps", rep.pretrain_steps(), "Step budget per pretrained method")
       ->capture_default_str();
   c_rep->add_option("--eval-every", rep.eval_every())->capture_default_str();
   c_rep->add_option("--batch-size", rep.batch_size())->capture_default_str();
@@ -483,6 +485,9 @@ int main(int argc, char** argv) {
     if (c_ret->parsed()) return run_eval_retrieval(ev);
     if (c_tsne->parsed()) return run_tsne(ts);
     if (c_rep->parsed()) {
+      if (c_rep->count("--pretrain-seconds") > 0 && c_rep->count("--pretrain-steps") == 0) {
+        rep.pretrain_steps(0);
+      }
       if (quick) {
         rep.synthetic()
             .train_studies(300)

@@ -20,7 +20,7 @@ struct InfoNCELoops {
                         T* col_sum, T* scratch);
   /// Overwrites a raw (unscaled) panel row with dL/dS (off-diagonal formula; the caller fixes the
   /// diagonal) and returns sum_j dL/dS_j * S_j.
-  T (*gradient_row)
+  T(*gradient_row)
   (T* row, const T* col_lse, int64_t n, T row_lse, T inv_tau, tile_math::GradWeights<T> w);
 };
 

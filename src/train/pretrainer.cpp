@@ -436,12 +436,16 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"images_per_s", m.images_per_second},
                  {"elapsed_s", meter.elapsed_seconds()}});
       if (options_.verbose()) {
+        char acc[64] = "";
+        if (options_.objective() == Objective::kConVIRT) {
+          std::snprintf(acc, sizeof(acc), " | acc i2t %.2f t2i %.2f", m.image_to_text_accuracy,
+                        m.text_to_image_accuracy);
+        }
+        const std::string total = total_steps > 0 ? "/" + std::to_string(total_steps) : "";
         std::fprintf(stderr,
-                     "[pretrain] step %lld%s | loss %.4f | acc i2t %.2f t2i %.2f | lr %.2e | "
-                     "%.1f img/s | elapsed %s | ETA %s\n",
-                     static_cast<long long>(m.step),
-                     total_steps > 0 ? ("/" + std::to_string(total_steps)).c_str() : "", m.loss,
-                     m.image_to_text_accuracy, m.text_to_image_accuracy, m.learning_rate,
+                     "[pretrain] step %lld%s | loss %.4f%s | lr %.2e | %.1f img/s | elapsed %s | "
+                     "ETA %s\n",
+                     static_cast<long long>(m.step), total.c_str(), m.loss, acc, m.learning_rate,
                      m.images_per_second, format_duration(meter.elapsed_seconds()).c_str(),
                      format_duration(m.eta_seconds).c_str());
       }

@@ -66,12 +66,15 @@ struct ReproduceOptions {
                                                                           "convirt"};
   /// torchvision ResNet state_dict (torch.save) for the ImageNet-init row; "" leaves it out.
   TORCH_ARG(std::string, imagenet_weights) = "";
-  /// Pretraining budget per pretrained method: wall seconds and/or steps (0 = unused).
-  TORCH_ARG(double, pretrain_seconds) = 200;
-  TORCH_ARG(int64_t, pretrain_steps) = 0;
+  /// Pretraining budget per pretrained method, in steps (machine-independent and reproducible), or
+  /// in wall seconds when pretrain_steps is 0.
+  TORCH_ARG(int64_t, pretrain_steps) = 2400;
+  TORCH_ARG(double, pretrain_seconds) = 0;
   TORCH_ARG(int64_t, eval_every) = 200;
   TORCH_ARG(int64_t, batch_size) = 32;
-  TORCH_ARG(double, learning_rate) = 1e-4;
+  /// Pretraining learning rate. The paper's 1e-4 starts from ImageNet and ClinicalBERT weights; the
+  /// small preset trains from scratch, where 5e-4 reaches the same validation loss in fewer steps.
+  TORCH_ARG(double, learning_rate) = 5e-4;
   /// Label fractions of the classification protocols (paper: 1%, 10%, all).
   TORCH_ARG(std::vector<double>, fractions) = std::vector<double>{0.01, 0.1, 1.0};
   /// Learning rate of the classifiers (paper: 1e-4 on datasets of 10^4-10^5 images; the demo's
