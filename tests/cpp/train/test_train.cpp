@@ -165,6 +165,23 @@ TEST_CASE("a stopped and resumed run ends with the same weights as an uninterrup
   CHECK(rc.best_val_loss == ra.best_val_loss);
   CHECK(same_weights(*model_a, *model_c));
 
+  // A kill -9 between two evaluations leaves the last evaluation's checkpoint on disk: emulate one
+  // at step 6 by putting the step-4 checkpoint (kept as .prev when step 6 was written) back in
+  // place.
+  {
+    auto model_d = s.model();
+    train::Pretrainer d(model_d, s.tokenizer, s.train, s.val, s.options((s.dir / "d").string()));
+    d.run([&](const train::StepMetrics& m) { return m.is_eval || m.step < 6; });
+  }
+  const fs::path d_ckpt = s.dir / "d" / "last.ckpt";
+  fs::remove(d_ckpt);
+  fs::rename(d_ckpt.string() + ".prev", d_ckpt);
+  auto model_e = s.model(/*seed=*/7);
+  train::Pretrainer e(model_e, s.tokenizer, s.train, s.val, s.options((s.dir / "d").string()));
+  auto re = e.run();
+  CHECK(re.steps == 12);
+  CHECK(same_weights(*model_a, *model_e));
+
   const std::string log = read_all(s.dir / "a" / "metrics.jsonl");
   CHECK(log.find(R"("type":"train")") != std::string::npos);
   CHECK(log.find(R"("type":"eval")") != std::string::npos);
