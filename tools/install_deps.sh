@@ -5,9 +5,10 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git clang-format
+  clang-14 libclang-rt-14-dev llvm-14   # sanitizer + libFuzzer build of the hardening pass
   libtorch-dev python3-torch
   libopenblas0-pthread            # without it LibTorch falls back to the reference BLAS (~30x slower)
-  libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
+  libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-venv python3-pip
   python3-setuptools python3-wheel python3-pil
   libturbojpeg0-dev libjpeg-dev libpng-dev libdcmtk-dev libutf8proc-dev libgloo-dev

@@ -6,19 +6,14 @@
 
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
-#include <convirt/data/datasets/chexpert.h>
-#include <convirt/data/datasets/retrieval.h>
-#include <convirt/data/subsets.h>
 #include <convirt/dist/launch.h>
-#include <convirt/eval/finetune.h>
-#include <convirt/eval/linear_probe.h>
-#include <convirt/eval/plot.h>
-#include <convirt/eval/retrieval.h>
 #include <convirt/eval/tables.h>
-#include <convirt/eval/tsne.h>
 #include <convirt/io/checkpoint.h>
 #include <convirt/models/presets.h>
+#include <convirt/pipeline/evaluate.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/pipeline/retrieval.h>
+#include <convirt/pipeline/tsne_figure.h>
 #include <convirt/train/pretrainer.h>
 
 #include <torch/torch.h>
@@ -31,6 +26,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 namespace fs = std::filesystem;
 using namespace convirt;
@@ -85,6 +81,8 @@ struct PretrainArgs {
 
 int run_pretrain(const PretrainArgs& a) {
   set_num_threads(static_cast<int>(a.threads));
+  // A single process, or one rank of a job started by `convirt launch`, torchrun or Slurm.
+  auto ctx = dist::DistributedContext::from_environment();
   auto config = models::preset(a.preset);
   const int64_t channels = config.resnet().in_channels();
   auto train_set =
@@ -92,7 +90,12 @@ int run_pretrain(const PretrainArgs& a) {
   auto val_set =
       pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(a.image_size), channels);
   const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
-  auto tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+  // Rank 0 builds and writes the vocabulary; the others then read that very file.
+  std::shared_ptr<text::WordPieceTokenizer> tokenizer;
+  dist::run_on_main(
+      ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
+      "building the vocabulary " + vocab);
+  if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
   if (a.preset == "small") config = models::small_preset(tokenizer->vocab_size());
   config.bert().config().vocab_size(tokenizer->vocab_size());
   torch::manual_seed(a.seed);
@@ -114,14 +117,19 @@ int run_pretrain(const PretrainArgs& a) {
       .seed(a.seed)
       .workers(a.workers)
       .resume(!a.no_resume)
-      .device(torch::cuda::is_available() ? torch::Device(torch::kCUDA)
-                                          : torch::Device(torch::kCPU));
+      .distributed(ctx)
+      .device(torch::cuda::is_available()
+                  ? torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(
+                                                    ctx.local_rank() % torch::cuda::device_count()))
+                  : torch::Device(torch::kCPU));
   train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
   g_running = &trainer;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   auto r = trainer.run();
   g_running = nullptr;
+  // Every rank ends with the same (best) weights; rank 0 writes and reports them.
+  if (!ctx.is_main()) return 0;
   const std::string final_model = (fs::path(a.out) / "model.pt").string();
   io::save_convirt(*trainer.model(), final_model);
   std::printf(
@@ -134,63 +142,30 @@ int run_pretrain(const PretrainArgs& a) {
 }
 
 struct EvalArgs {
-  std::string model, vocab, chexpert_train, chexpert_test, retrieval_dir, image_root, out,
-      method_name;
-  std::vector<double> fractions = {0.01, 0.1, 1.0};
-  int64_t seeds = 5, image_size = 64, threads = 0, workers = 2, finetune_steps = 0;
-  std::string uncertain = "zeros";
-  std::vector<std::string> labels = data::chexpert_paper_labels();
+  std::string model, vocab, retrieval_dir, image_root, out, method_name;
+  int64_t image_size = 0, threads = 0, workers = 2;  // image_size 0: the model's
+  // linear | finetune: the options of pipeline::evaluate, with their flags' strings.
+  pipeline::EvaluateOptions eval;
+  std::string dataset = "chexpert", data_mode = "auto";
+  int64_t max_memory_mb = 4096;
 };
 
-// Linear or fine-tuning protocol of a checkpoint on a CheXpert-format labelled set.
-int run_eval_classification(const EvalArgs& a, bool finetune) {
-  set_num_threads(static_cast<int>(a.threads));
-  auto model = io::load_convirt(a.model);
-  const int64_t channels = model->config().resnet().in_channels();
-  auto opts = data::ChexpertOptions()
-                  .labels(a.labels)
-                  .uncertain(data::parse_uncertain_policy(a.uncertain))
-                  .transform(pipeline::eval_transform(a.image_size))
-                  .channels(channels);
-  data::ChexpertDataset train_ds(a.chexpert_train, opts);
-  data::ChexpertDataset test_ds(a.chexpert_test, opts);
-  auto all = pipeline::load_labeled(train_ds, a.workers);
-  auto test = pipeline::load_labeled(test_ds, a.workers);
-  auto split = data::stratified_split(all.targets, 0.85, 0);
-  auto train = all.select(torch::tensor(split.first, torch::kLong));
-  auto val = all.select(torch::tensor(split.second, torch::kLong));
-  std::vector<uint64_t> seeds;
-  for (int64_t s = 0; s < a.seeds; ++s) seeds.push_back(static_cast<uint64_t>(s));
-  auto classifier = eval::ClassifierOptions(eval::ClassificationTask::kMultiLabel);
-  eval::Results results;
-  const std::string protocol = finetune ? "finetune" : "linear";
-  const std::string name =
-      a.method_name.empty() ? fs::path(a.model).stem().string() : a.method_name;
-  std::vector<eval::SweepCell> cells;
-  if (finetune) {
-    cells = eval::label_fraction_sweep(
-        train, a.fractions, seeds, [&](const eval::LabeledSet& subset, uint64_t seed) {
-          auto fresh = io::load_convirt(a.model);
-          auto o = eval::FinetuneOptions(
-              eval::ClassifierOptions(classifier).seed(seed).max_steps(a.finetune_steps));
-          return eval::finetune(pipeline::image_encoder(fresh), subset, val, test, o).test_metric;
-        });
-  } else {
-    auto encoder = pipeline::image_encoder(model);
-    encoder.set_training(false);
-    auto ftrain = train, fval = val, ftest = test;
-    ftrain.inputs = eval::extract_features(encoder, train.inputs);
-    fval.inputs = eval::extract_features(encoder, val.inputs);
-    ftest.inputs = eval::extract_features(encoder, test.inputs);
-    cells = eval::label_fraction_sweep(
-        ftrain, a.fractions, seeds, [&](const eval::LabeledSet& subset, uint64_t seed) {
-          return eval::train_linear_probe(subset, fval, ftest,
-                                          eval::ClassifierOptions(classifier).seed(seed))
-              .test_metric;
-        });
-  }
-  eval::add_sweep(results, protocol, name, "CheXpert", cells);
-  std::cout << eval::format_classification_table(results, protocol);
+// Linear or fine-tuning protocol of a checkpoint on one of the paper's labelled datasets.
+int run_eval_classification(EvalArgs a, bool finetune) {
+  auto& o = a.eval;
+  o.model_path(a.model)
+      .method_name(a.method_name)
+      .image_root(a.image_root)
+      .image_size(a.image_size)
+      .threads(a.threads)
+      .workers(a.workers)
+      .dataset(pipeline::parse_dataset_kind(a.dataset))
+      .data_mode(pipeline::parse_data_mode(a.data_mode))
+      .max_memory_bytes(a.max_memory_mb << 20)
+      .protocol(finetune ? pipeline::Protocol::kFinetune : pipeline::Protocol::kLinear)
+      .verbose(true);
+  auto results = pipeline::evaluate(o);
+  std::cout << eval::format_classification_table(results, to_string(o.protocol()));
   if (!a.out.empty()) {
     results.save(a.out);
     std::cout << "results: " << a.out << "\n";
@@ -200,75 +175,42 @@ int run_eval_classification(const EvalArgs& a, bool finetune) {
 
 int run_eval_retrieval(const EvalArgs& a) {
   set_num_threads(static_cast<int>(a.threads));
-  auto model = io::load_convirt(a.model);
-  model->eval();
-  torch::NoGradGuard no_grad;
-  const int64_t channels = model->config().resnet().in_channels();
-  data::RetrievalSet set(a.retrieval_dir, data::RetrievalOptions()
-                                              .image_root(a.image_root)
-                                              .transform(pipeline::eval_transform(a.image_size))
-                                              .channels(channels));
-  auto candidates = pipeline::load_labeled(*set.candidates(), a.workers);
-  auto queries = pipeline::load_labeled(*set.image_queries(), a.workers);
-  auto cand_emb = model->encode_image(candidates.inputs);
-  auto query_emb = model->encode_image(queries.inputs);
-  eval::Results results;
-  const std::string name =
-      a.method_name.empty() ? fs::path(a.model).stem().string() : a.method_name;
-  auto ii = eval::retrieval_precision(query_emb, queries.targets.argmax(1), cand_emb,
-                                      candidates.targets.argmax(1));
-  for (const auto& [k, p] : ii.precision) results.set_retrieval(name, "image_image", k, 100 * p);
-  if (!a.vocab.empty()) {
-    auto tokenizer = text::WordPieceTokenizer::from_vocab_file(a.vocab);
-    std::vector<std::string> texts;
-    std::vector<int64_t> cats;
-    for (const auto& q : set.text_queries()) {
-      texts.push_back(q.text);
-      cats.push_back(q.category);
-    }
-    auto enc = tokenizer.encode_batch(texts, model->config().max_length());
-    auto text_emb = model->encode_text(enc.input_ids, enc.attention_mask);
-    auto ti = eval::retrieval_precision(text_emb, torch::tensor(cats, torch::kLong), cand_emb,
-                                        candidates.targets.argmax(1));
-    for (const auto& [k, p] : ti.precision) results.set_retrieval(name, "text_image", k, 100 * p);
-  }
+  auto results = pipeline::evaluate_retrieval(pipeline::RetrievalEvalOptions(a.model)
+                                                  .method_name(a.method_name)
+                                                  .retrieval_dir(a.retrieval_dir)
+                                                  .image_root(a.image_root)
+                                                  .vocab(a.vocab)
+                                                  .image_size(a.image_size)
+                                                  .workers(a.workers));
   std::cout << eval::format_retrieval_table(results);
-  if (!a.out.empty()) results.save(a.out);
+  if (!a.out.empty()) {
+    results.save(a.out);
+    std::cout << "results: " << a.out << "\n";
+  }
   return 0;
 }
 
 struct TsneArgs {
-  std::vector<std::string> models;
+  std::vector<std::string> models, names;
   std::string retrieval_dir, image_root, out = "tsne.svg";
-  int64_t image_size = 64, categories = 5, threads = 0;
+  int64_t image_size = 0, categories = 5, threads = 0;  // image_size 0: each model's
   double perplexity = 30;
   uint64_t seed = 0;
 };
 
 int run_tsne(const TsneArgs& a) {
   set_num_threads(static_cast<int>(a.threads));
-  std::vector<eval::ScatterPanel> panels;
-  std::vector<std::string> names;
-  for (const auto& path : a.models) {
-    auto model = io::load_convirt(path);
-    model->eval();
-    torch::NoGradGuard no_grad;
-    data::RetrievalSet set(a.retrieval_dir, data::RetrievalOptions()
-                                                .image_root(a.image_root)
-                                                .transform(pipeline::eval_transform(a.image_size))
-                                                .channels(model->config().resnet().in_channels()));
-    auto candidates = pipeline::load_labeled(*set.candidates(), 2);
-    auto cats = candidates.targets.argmax(1);
-    auto shown = cats.lt(a.categories);
-    auto emb = model->encode_image(candidates.inputs.index({shown}));
-    auto t = eval::tsne(emb, eval::TSNEOptions().perplexity(a.perplexity).seed(a.seed));
-    panels.push_back(
-        {fs::path(path).parent_path().filename().string(), t.embedding, cats.index({shown})});
-    if (names.empty())
-      names.assign(set.categories().begin(), set.categories().begin() + a.categories);
-  }
-  eval::write_scatter_svg(a.out, panels, eval::ScatterPlotOptions().category_names(names));
-  std::cout << "t-SNE figure: " << a.out << "\n";
+  auto out = pipeline::tsne_figure(pipeline::TsneFigureOptions()
+                                       .model_paths(a.models)
+                                       .names(a.names)
+                                       .retrieval_dir(a.retrieval_dir)
+                                       .image_root(a.image_root)
+                                       .out(a.out)
+                                       .image_size(a.image_size)
+                                       .categories(a.categories)
+                                       .perplexity(a.perplexity)
+                                       .seed(a.seed));
+  std::cout << "t-SNE figure: " << out << "\n";
   return 0;
 }
 
@@ -299,7 +241,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.footer(
-      "Every subcommand also takes --config FILE.json: a JSON object of its long option names; "
+      "Every subcommand also takes --config FILE (.json, or .yaml/.yml): a JSON object or YAML "
+      "mapping of its long option names, optionally under a section named after the subcommand; "
       "flags on the command line override the file.");
 
   // synth
@@ -354,28 +297,69 @@ int main(int argc, char** argv) {
   c_eval->require_subcommand(1);
   auto add_common = [&](CLI::App* c) {
     c->add_option("--model", ev.model, "convirt model checkpoint (model.pt)")->required();
-    c->add_option("--image-size", ev.image_size)->capture_default_str();
-    c->add_option("--threads", ev.threads)->capture_default_str();
-    c->add_option("--workers", ev.workers)->capture_default_str();
+    c->add_option("--image-size", ev.image_size, "Input side in pixels (0: the model's)")
+        ->capture_default_str();
+    c->add_option("--threads", ev.threads, "Intra-op threads (0: all cores)")
+        ->capture_default_str();
+    c->add_option("--workers", ev.workers, "Image decoding threads")->capture_default_str();
     c->add_option("--name", ev.method_name, "Method name in the table");
     c->add_option("--out", ev.out, "Write results.json here");
   };
   auto add_classification = [&](CLI::App* c) {
     add_common(c);
-    c->add_option("--train-csv", ev.chexpert_train, "CheXpert-format train.csv")->required();
-    c->add_option("--test-csv", ev.chexpert_test, "CheXpert-format test csv (e.g. valid.csv)")
-        ->required();
-    c->add_option("--labels", ev.labels, "Label columns")->capture_default_str();
-    c->add_option("--uncertain", ev.uncertain, "Uncertain labels: zeros | ones | ignore")
+    auto& o = ev.eval;
+    c->add_option("--dataset", ev.dataset,
+                  "chexpert (mean AUC, 5 labels) | rsna (AUC) | covidx (accuracy, 3 classes) | "
+                  "mura (patient-level AUC)")
         ->capture_default_str();
-    c->add_option("--fractions", ev.fractions, "Label fractions")->capture_default_str();
-    c->add_option("--seeds", ev.seeds, "Runs per fraction")->capture_default_str();
+    c->add_option("--train-csv", o.train_csv(), "chexpert: CheXpert-format train.csv");
+    c->add_option("--test-csv", o.test_csv(), "chexpert: test CSV (CheXpert's valid.csv)");
+    c->add_option(
+        "--image-root", ev.image_root,
+        "chexpert: folder the CSV paths are relative to (default: found next to the CSV)");
+    c->add_option("--data-root", o.data_root(),
+                  "rsna: folder of stage_2_train_labels.csv; covidx: folder of train.txt/test.txt; "
+                  "mura: MURA-v1.1 or its parent");
+    c->add_option("--labels", o.labels(), "chexpert: label columns (default: the paper's five)");
+    c->add_option("--uncertain", o.uncertain(), "chexpert: uncertain labels: zeros | ones | ignore")
+        ->capture_default_str();
+    c->add_option("--mura-level", o.mura_level(), "mura: AUC level: patient | study | image")
+        ->capture_default_str();
+    c->add_option("--val-fraction", o.val_fraction(),
+                  "Share of the training data held out for model selection")
+        ->capture_default_str();
+    c->add_option("--test-fraction", o.test_fraction(), "rsna: share held out as the test set")
+        ->capture_default_str();
+    c->add_option("--split-seed", o.split_seed(), "Seed of the train/val(/test) split")
+        ->capture_default_str();
+    c->add_option("--fractions", o.fractions(),
+                  "Label fractions (default: 0.01 0.1 1; covidx: 0.1 1)");
+    c->add_option("--seeds", o.seeds(), "Runs per fraction")->capture_default_str();
+    c->add_option("--first-seed", o.first_seed(), "Seed of the first run")->capture_default_str();
+    c->add_option("--lr", o.learning_rate(),
+                  "Classifier learning rate (0: the paper's, 1e-4; covidx 1e-3)")
+        ->capture_default_str();
+    c->add_option("--batch-size", o.batch_size(), "Classifier training batch")
+        ->capture_default_str();
+    c->add_option("--max-epochs", o.max_epochs(), "Epoch budget per run (early stopping: 10)")
+        ->capture_default_str();
   };
   auto* c_lin = c_eval->add_subcommand("linear", "Linear protocol (frozen encoder)");
   add_classification(c_lin);
   auto* c_ft = c_eval->add_subcommand("finetune", "Fine-tuning protocol");
   add_classification(c_ft);
-  c_ft->add_option("--finetune-steps", ev.finetune_steps, "Step budget (0: paper epochs)")
+  c_ft->add_option("--finetune-steps", ev.eval.max_steps(),
+                   "Step budget per run, warm-up included (0: early stopping only)")
+      ->capture_default_str();
+  c_ft->add_option("--warmup-steps", ev.eval.warmup_steps(), "Head-only warm-up steps")
+      ->capture_default_str();
+  c_ft->add_option("--warmup-lr", ev.eval.warmup_learning_rate(), "Warm-up learning rate")
+      ->capture_default_str();
+  c_ft->add_option("--data-mode", ev.data_mode,
+                   "auto | memory | stream: keep decoded images in memory or stream batches "
+                   "through the loader (auto: stream above --max-memory-mb)")
+      ->capture_default_str();
+  c_ft->add_option("--max-memory-mb", ev.max_memory_mb, "auto: largest in-memory image set (MB)")
       ->capture_default_str();
   auto* c_ret = c_eval->add_subcommand("retrieval", "Zero-shot retrieval on the 8x200 format");
   add_common(c_ret);
@@ -389,15 +373,18 @@ int main(int argc, char** argv) {
   auto* c_tsne = app.add_subcommand("tsne", "t-SNE of candidate image embeddings (Figure 3)");
   c_tsne->add_option("--model", ts.models, "One or more model checkpoints (one panel each)")
       ->required();
-  c_tsne->add_option("--retrieval-dir", ts.retrieval_dir)->required();
+  c_tsne->add_option("--retrieval-dir", ts.retrieval_dir, "Folder of the 8x200 CSVs")->required();
   c_tsne->add_option("--image-root", ts.image_root,
                      "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
   c_tsne->add_option("--out", ts.out, "SVG file")->capture_default_str();
-  c_tsne->add_option("--image-size", ts.image_size)->capture_default_str();
+  c_tsne->add_option("--names", ts.names, "Panel titles, one per model (default: run folders)");
+  c_tsne->add_option("--image-size", ts.image_size, "Input side in pixels (0: each model's)")
+      ->capture_default_str();
   c_tsne->add_option("--categories", ts.categories, "First k categories shown")
       ->capture_default_str();
-  c_tsne->add_option("--perplexity", ts.perplexity)->capture_default_str();
-  c_tsne->add_option("--seed", ts.seed)->capture_default_str();
+  c_tsne->add_option("--perplexity", ts.perplexity, "t-SNE perplexity (lowered for small sets)")
+      ->capture_default_str();
+  c_tsne->add_option("--seed", ts.seed, "Seed of the t-SNE layout")->capture_default_str();
 
   // reproduce
   pipeline::ReproduceOptions rep;
@@ -478,7 +465,14 @@ int main(int argc, char** argv) {
           s.chexpert_valid_csv.c_str(), s.retrieval_dir.c_str());
       return 0;
     }
-    if (c_launch->parsed()) return dist::launch(launch, launch_command);
+    if (c_launch->parsed()) {
+      // `convirt launch -- pretrain ...`: a convirt subcommand names this very program.
+      static const std::set<std::string> kSubcommands{"synth", "pretrain", "eval", "tsne",
+                                                      "reproduce"};
+      if (kSubcommands.count(launch_command.front()) > 0)
+        launch_command.insert(launch_command.begin(), fs::read_symlink("/proc/self/exe").string());
+      return dist::launch(launch, launch_command);
+    }
     if (c_pre->parsed()) return run_pretrain(pre);
     if (c_lin->parsed()) return run_eval_classification(ev, false);
     if (c_ft->parsed()) return run_eval_classification(ev, true);

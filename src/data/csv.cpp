@@ -1,8 +1,6 @@
 #include <convirt/core/check.h>
 #include <convirt/data/csv.h>
-
-#include <fstream>
-#include <sstream>
+#include <convirt/data/limits.h>
 
 namespace convirt::data {
 
@@ -90,13 +88,10 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 }
 
 CsvTable read_csv(const std::string& path, bool has_header) {
-  std::ifstream in(path, std::ios::binary);
-  CONVIRT_CHECK_VALUE(in.good(), "CSV file ", path, " must exist and be readable");
-  std::ostringstream ss;
-  ss << in.rdbuf();
   CsvTable table;
   table.path = path;
-  table.rows = parse_csv(ss.str());
+  table.rows = parse_csv(
+      read_file_limited(path, max_table_bytes(), "CSV file", "convirt::data::set_max_table_bytes"));
   if (has_header) {
     CONVIRT_CHECK_VALUE(!table.rows.empty(), "CSV file ", path,
                         " must have a header row, got an empty file");
@@ -110,7 +105,10 @@ CsvTable read_csv(const std::string& path, bool has_header) {
 }
 
 std::string csv_escape(const std::string& field) {
-  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
+  // A leading byte-order mark is quoted too: unquoted at the start of a file, the reader would take
+  // it for the file's BOM and drop it.
+  const bool leading_bom = field.compare(0, 3, "\xEF\xBB\xBF") == 0;
+  if (!leading_bom && field.find_first_of(",\"\r\n") == std::string::npos) return field;
   std::string out = "\"";
   for (char c : field) {
     if (c == '"') out += '"';

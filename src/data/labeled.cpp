@@ -5,6 +5,7 @@
 #include <convirt/data/datasets/mura.h>
 #include <convirt/data/datasets/retrieval.h>
 #include <convirt/data/datasets/rsna.h>
+#include <convirt/data/limits.h>
 #include <convirt/text/report.h>
 
 #include <algorithm>
@@ -301,9 +302,9 @@ CovidxDataset::CovidxDataset(const std::string& root, const std::string& split_f
   }
   const fs::path list =
       fs::path(split_file).is_absolute() ? fs::path(split_file) : base / split_file;
-  std::ifstream in(list);
-  CONVIRT_CHECK_VALUE(in.good(), "CovidxDataset: split file ", list.string(),
-                      " must exist and be readable");
+  std::istringstream in(read_file_limited(list.string(), max_table_bytes(),
+                                          "CovidxDataset: split file",
+                                          "convirt::data::set_max_table_bytes"));
   std::string line;
   int64_t total = 0, line_no = 0;
   while (std::getline(in, line)) {

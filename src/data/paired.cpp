@@ -154,7 +154,7 @@ MimicCxrDataset::MimicCxrDataset(const std::string& root, MimicCxrOptions option
       reason = report_sentences(detail::read_text_file(report_path), options_.report_policy(),
                                 &r.sentences);
     } catch (const BadSampleError& e) {
-      reason = "missing report file";
+      reason = e.reason() == "missing file" ? "missing report file" : e.reason();
     }
     if (!reason.empty()) {
       skipped_.record({-1, report_path, reason});
@@ -223,8 +223,9 @@ CsvPairsDataset::CsvPairsDataset(const std::string& csv_path, CsvPairsOptions op
         report_where = detail::resolve_path(root, detail::trim(row[c_file])).string();
         report = detail::read_text_file(report_where);
       }
-    } catch (const BadSampleError&) {
-      skipped_.record({-1, report_where, "missing report file"});
+    } catch (const BadSampleError& e) {
+      skipped_.record(
+          {-1, report_where, e.reason() == "missing file" ? "missing report file" : e.reason()});
       continue;
     }
     std::string reason = report_sentences(report, options_.report_policy(), &r.sentences);

@@ -1,4 +1,5 @@
 #include <convirt/core/check.h>
+#include <convirt/data/limits.h>
 #include <convirt/data/sample.h>
 #include <convirt/image/io.h>
 
@@ -161,9 +162,23 @@ std::filesystem::path resolve_path(const std::filesystem::path& root, const std:
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in.good()) throw BadSampleError(path, "missing file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  // Checked before reading: a huge (e.g. 1 GB single-line) report must not be loaded to be
+  // rejected.
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const int64_t limit = max_report_bytes();
+  if (size < 0) throw BadSampleError(path, "cannot read file (size unknown)");
+  if (size > limit) {
+    throw BadSampleError(path, "report file too large: " + std::to_string(size) +
+                                   " bytes, more than the limit of " + std::to_string(limit) +
+                                   " bytes (convirt::data::set_max_report_bytes)");
+  }
+  in.seekg(0, std::ios::beg);
+  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad() || in.gcount() != static_cast<std::streamsize>(text.size()))
+    throw BadSampleError(path, "cannot read file");
+  return text;
 }
 
 std::string lower(std::string s) {

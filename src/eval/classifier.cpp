@@ -5,6 +5,7 @@
 #include <convirt/eval/linear_probe.h>
 #include <convirt/eval/metrics.h>
 #include <convirt/eval/protocol.h>
+#include <convirt/eval/streamed_set.h>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -70,15 +71,12 @@ LabeledSet LabeledSet::select(const torch::Tensor& index) const {
   return LabeledSet{pick(inputs), pick(targets), pick(mask), pick(groups)};
 }
 
-void check_labeled_set(const LabeledSet& set, ClassificationTask task, const std::string& name) {
-  CONVIRT_CHECK_VALUE(set.inputs.defined(), name, ".inputs must be a defined tensor");
+namespace {
+
+// The checks of a split's targets, mask and groups against its number of examples `n`.
+void check_targets(const LabeledSet& set, ClassificationTask task, const std::string& name,
+                   int64_t n) {
   CONVIRT_CHECK_VALUE(set.targets.defined(), name, ".targets must be a defined tensor");
-  CONVIRT_CHECK_VALUE(set.inputs.dim() >= 2, name,
-                      ".inputs must be features [N, D] or images [N, C, H, W], got ",
-                      detail::shape_str(set.inputs.sizes()));
-  CONVIRT_CHECK_TYPE(at::isFloatingType(set.inputs.scalar_type()), name,
-                     ".inputs must be floating, got ", set.inputs.scalar_type());
-  const int64_t n = set.inputs.size(0);
   CONVIRT_CHECK_VALUE(n > 0, name, " must hold at least one example, got 0");
   CONVIRT_CHECK_VALUE(set.targets.dim() >= 1 && set.targets.size(0) == n, name,
                       ".targets must have N = ", n, " rows, got ",
@@ -122,6 +120,18 @@ void check_labeled_set(const LabeledSet& set, ClassificationTask task, const std
   }
 }
 
+}  // namespace
+
+void check_labeled_set(const LabeledSet& set, ClassificationTask task, const std::string& name) {
+  CONVIRT_CHECK_VALUE(set.inputs.defined(), name, ".inputs must be a defined tensor");
+  CONVIRT_CHECK_VALUE(set.inputs.dim() >= 2, name,
+                      ".inputs must be features [N, D] or images [N, C, H, W], got ",
+                      detail::shape_str(set.inputs.sizes()));
+  CONVIRT_CHECK_TYPE(at::isFloatingType(set.inputs.scalar_type()), name,
+                     ".inputs must be floating, got ", set.inputs.scalar_type());
+  check_targets(set, task, name, set.inputs.size(0));
+}
+
 int64_t infer_num_outputs(ClassificationTask task, const std::vector<const LabeledSet*>& sets) {
   int64_t out = 0;
   for (const auto* s : sets) {
@@ -137,19 +147,53 @@ int64_t infer_num_outputs(ClassificationTask task, const std::vector<const Label
   return out;
 }
 
-LabeledSet subsample(const LabeledSet& set, double fraction, uint64_t seed, int64_t min_examples) {
+torch::Tensor subsample_indices(int64_t n, double fraction, uint64_t seed, int64_t min_examples) {
   CONVIRT_CHECK_VALUE(fraction > 0.0 && fraction <= 1.0, "fraction must be in (0, 1], got ",
                       fraction);
   CONVIRT_CHECK_VALUE(min_examples >= 0, "min_examples must be >= 0, got ", min_examples);
-  const int64_t n = set.size();
-  if (fraction == 1.0 || n == 0) return set;
+  CONVIRT_CHECK_VALUE(n >= 0, "n must be >= 0, got ", n);
+  if (fraction == 1.0 || n == 0) return at::arange(n, at::TensorOptions().dtype(at::kLong));
   int64_t k = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));
   k = std::min(n, std::max(k, min_examples));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   // Sorted so that the subset keeps the original order (only membership is random).
-  auto index = std::get<0>(
+  return std::get<0>(
       at::randperm(n, gen, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, k).sort());
+}
+
+LabeledSet subsample(const LabeledSet& set, double fraction, uint64_t seed, int64_t min_examples) {
+  const int64_t n = set.size();
+  auto index = subsample_indices(n, fraction, seed, min_examples);
+  if (fraction == 1.0 || n == 0) return set;
   return set.select(index);
+}
+
+StreamedSet StreamedSet::select(const torch::Tensor& index) const {
+  auto pick = [&](const torch::Tensor& t) {
+    return t.defined() ? t.index_select(0, index.to(t.device())) : t;
+  };
+  StreamedSet out{pick(targets), pick(mask), pick(groups), nullptr};
+  auto rows = index.to(at::kCPU).to(at::kLong);
+  auto base = read;
+  out.read = [rows, base](const std::vector<torch::Tensor>& batches, const BatchConsumer& consume) {
+    std::vector<torch::Tensor> mapped;
+    mapped.reserve(batches.size());
+    for (const auto& b : batches) mapped.push_back(rows.index_select(0, b.to(at::kLong)));
+    base(mapped, consume);
+  };
+  return out;
+}
+
+StreamedSet stream_from_memory(const LabeledSet& set) {
+  CONVIRT_CHECK_VALUE(set.inputs.defined(), "set.inputs must be a defined tensor");
+  auto inputs = set.inputs;
+  return StreamedSet{
+      set.targets, set.mask, set.groups,
+      [inputs](const std::vector<torch::Tensor>& batches, const BatchConsumer& consume) {
+        for (const auto& b : batches) {
+          if (!consume(inputs.index_select(0, b.to(inputs.device())))) return;
+        }
+      }};
 }
 
 SweepCell summarize(const std::vector<double>& values, double fraction) {
@@ -256,9 +300,11 @@ void restore(const std::vector<torch::Tensor>& ts, const Snapshot& s) {
 
 class ClassifierLoop {
  public:
+  // `readers` empty: the splits hold their inputs. Otherwise the splits' inputs are undefined and
+  // readers[0..2] read train, val and test batch by batch (fine-tuning on streamed data).
   ClassifierLoop(const Encoder* encoder, const LabeledSet& train, const LabeledSet& val,
                  const LabeledSet& test, const ClassifierOptions& opts, torch::Device device,
-                 AugmentFn augment)
+                 AugmentFn augment, std::vector<BatchReader> readers = {})
       : encoder_(encoder),
         opts_(opts),
         device_(device),
@@ -285,15 +331,31 @@ class ClassifierLoop {
     CONVIRT_CHECK_VALUE(opts.num_outputs() >= 0, "num_outputs must be >= 0 (0 = infer), got ",
                         opts.num_outputs());
     const auto task = opts.task();
-    check_labeled_set(train, task, "train");
-    check_labeled_set(val, task, "val");
-    check_labeled_set(test, task, "test");
-    CONVIRT_CHECK_VALUE(train.inputs.sizes().slice(1) == val.inputs.sizes().slice(1) &&
-                            train.inputs.sizes().slice(1) == test.inputs.sizes().slice(1),
-                        "train, val and test inputs must share their per-example shape, got ",
-                        detail::shape_str(train.inputs.sizes()), ", ",
-                        detail::shape_str(val.inputs.sizes()), ", ",
-                        detail::shape_str(test.inputs.sizes()));
+    const bool streamed = !readers.empty();
+    if (streamed) {
+      TORCH_INTERNAL_ASSERT(readers.size() == 3 && encoder_ != nullptr);
+      const char* names[] = {"train", "val", "test"};
+      const LabeledSet* sets[] = {&train, &val, &test};
+      for (int i = 0; i < 3; ++i) {
+        CONVIRT_CHECK_VALUE(static_cast<bool>(readers[i]), names[i], ".read must be set");
+        check_targets(*sets[i], task, names[i],
+                      sets[i]->targets.defined() ? sets[i]->targets.size(0) : 0);
+        readers_.push_back(checked_reader(readers[i], names[i]));
+      }
+    } else {
+      check_labeled_set(train, task, "train");
+      check_labeled_set(val, task, "val");
+      check_labeled_set(test, task, "test");
+      CONVIRT_CHECK_VALUE(train.inputs.sizes().slice(1) == val.inputs.sizes().slice(1) &&
+                              train.inputs.sizes().slice(1) == test.inputs.sizes().slice(1),
+                          "train, val and test inputs must share their per-example shape, got ",
+                          detail::shape_str(train.inputs.sizes()), ", ",
+                          detail::shape_str(val.inputs.sizes()), ", ",
+                          detail::shape_str(test.inputs.sizes()));
+      for (const auto* s : {&train, &val, &test}) {
+        readers_.push_back(stream_from_memory(*s).read);
+      }
+    }
     if (encoder_ == nullptr) {
       CONVIRT_CHECK_VALUE(
           train.inputs.dim() == 2, "the linear protocol trains on features [N, D]; got inputs ",
@@ -321,6 +383,8 @@ class ClassifierLoop {
     train_ = canonical(train, task);
     val_ = canonical(val, task);
     test_ = canonical(test, task);
+    // The readers hold the inputs; the splits keep only what is small (labels, mask, groups).
+    train_.inputs = val_.inputs = test_.inputs = torch::Tensor();
 
     metric_ = opts.metric();
     if (metric_ == ClassifierMetric::kAuto) {
@@ -355,7 +419,13 @@ class ClassifierLoop {
       at::NoGradGuard no_grad;
       const bool was_training = encoder_training();
       set_encoder_training(false);
-      in_dim = encoder_->forward(train_.inputs.narrow(0, 0, 1).to(device_)).size(1);
+      torch::Tensor first;
+      readers_[0]({at::zeros({1}, at::TensorOptions().dtype(at::kLong))},
+                  [&](const torch::Tensor& x) {
+                    first = x;
+                    return false;
+                  });
+      in_dim = encoder_->forward(first.to(device_)).size(1);
       set_encoder_training(was_training);
     }
     // torch.nn.Linear's default initialisation (bound 1/sqrt(fan_in) for weight and bias), drawn
@@ -395,7 +465,7 @@ class ClassifierLoop {
     for (epoch = 1; epoch <= opts_.max_epochs(); ++epoch) {
       if (budget_spent()) break;
       const double train_loss = train_epoch(optim, /*encoder_trainable=*/true);
-      auto [val_loss, val_probs] = evaluate(val_);
+      auto [val_loss, val_probs] = evaluate(val_, readers_[1]);
       const double val_metric = compute_metric(val_probs, val_);
       // A validation metric that is undefined (one class only) falls back to the loss, and stays
       // undefined for every epoch because it depends only on the validation labels.
@@ -435,14 +505,14 @@ class ClassifierLoop {
     if (result.history.empty()) {
       // The budget was spent before a full-training epoch (e.g. by the warm-up): the state after
       // the warm-up is the one reported, so its validation metric is what best_val_metric means.
-      auto [val_loss, val_probs] = evaluate(val_);
+      auto [val_loss, val_probs] = evaluate(val_, readers_[1]);
       (void)val_loss;
       result.best_val_metric = compute_metric(val_probs, val_);
     }
     restore(saved, best_state);
     set_encoder_training(false);
 
-    auto [test_loss, test_probs] = evaluate(test_);
+    auto [test_loss, test_probs] = evaluate(test_, readers_[2]);
     result.test_loss = test_loss;
     result.test_probabilities = test_probs;
     result.test_mean_auc = result.test_accuracy = result.test_group_auc = kNaN;
@@ -516,9 +586,30 @@ class ClassifierLoop {
     return out;
   }
 
-  double step(torch::optim::Optimizer& optim, const torch::Tensor& index, bool encoder_trainable) {
+  // A reader that checks what it delivers: one batch per request, with the requested rows.
+  static BatchReader checked_reader(BatchReader read, std::string name) {
+    return [read = std::move(read), name = std::move(name)](
+               const std::vector<torch::Tensor>& batches, const BatchConsumer& consume) {
+      size_t k = 0;
+      read(batches, [&](const torch::Tensor& x) {
+        CONVIRT_CHECK_VALUE(k < batches.size(), name, ".read delivered more batches (", k + 1,
+                            ") than requested (", batches.size(), ")");
+        CONVIRT_CHECK_VALUE(x.defined() && x.dim() >= 2 && x.size(0) == batches[k].size(0), name,
+                            ".read must deliver inputs [", batches[k].size(0), ", ...] for batch ",
+                            k, ", got ",
+                            x.defined() ? detail::shape_str(x.sizes()) : std::string("undefined"));
+        ++k;
+        return consume(x);
+      });
+    };
+  }
+
+  static int64_t rows(const LabeledSet& set) { return set.targets.size(0); }
+
+  double step(torch::optim::Optimizer& optim, const torch::Tensor& index,
+              const torch::Tensor& inputs, bool encoder_trainable) {
     auto batch = train_.select(index);
-    auto x = batch.inputs.to(device_);
+    auto x = inputs.to(device_);
     if (encoder_ != nullptr && augment_) x = augment_(x, gen_);
     auto logits = head(features(x, encoder_trainable), /*training=*/true);
     auto [sum, count] = loss_sum(logits, batch);
@@ -541,11 +632,16 @@ class ClassifierLoop {
     set_encoder_training(false);
     int64_t done = 0;
     while (done < steps && !budget_spent()) {
-      for (const auto& idx : epoch_batches(train_.size())) {
-        if (done >= steps || budget_spent()) break;
-        step(optim, idx, /*encoder_trainable=*/false);
+      const auto batches = epoch_batches(rows(train_));
+      size_t k = 0;
+      readers_[0](batches, [&](const torch::Tensor& x) {
+        if (done >= steps || budget_spent()) return false;
+        step(optim, batches[k++], x, /*encoder_trainable=*/false);
         ++done;
-      }
+        return true;
+      });
+      CONVIRT_CHECK(k > 0 || done >= steps || budget_spent(),
+                    "train.read delivered no batch; the warm-up cannot progress");
     }
   }
 
@@ -553,34 +649,41 @@ class ClassifierLoop {
     set_encoder_training(true);
     double sum = 0.0;
     int64_t count = 0;
-    for (const auto& idx : epoch_batches(train_.size())) {
-      if (budget_spent()) break;
-      sum += step(optim, idx, encoder_trainable);
+    const auto batches = epoch_batches(rows(train_));
+    readers_[0](batches, [&](const torch::Tensor& x) {
+      if (budget_spent()) return false;
+      sum += step(optim, batches[static_cast<size_t>(count)], x, encoder_trainable);
       ++count;
-    }
+      return true;
+    });
     set_encoder_training(false);
     return count > 0 ? sum / static_cast<double>(count) : kNaN;
   }
 
   // Mean loss and probabilities (on CPU) over a split, eval mode, no gradient.
-  std::pair<double, torch::Tensor> evaluate(const LabeledSet& set) {
+  std::pair<double, torch::Tensor> evaluate(const LabeledSet& set, const BatchReader& read) {
     at::NoGradGuard no_grad;
     set_encoder_training(false);
-    const int64_t n = set.size();
+    const int64_t n = rows(set);
     double loss = 0.0, count = 0.0;
-    std::vector<torch::Tensor> probs;
+    std::vector<torch::Tensor> batches, probs;
     for (int64_t s = 0; s < n; s += opts_.eval_batch_size()) {
       const int64_t len = std::min(opts_.eval_batch_size(), n - s);
-      auto idx = at::arange(s, s + len, at::TensorOptions().dtype(at::kLong));
-      auto batch = set.select(idx);
-      auto logits = head(features(batch.inputs.to(device_), false), /*training=*/false);
+      batches.push_back(at::arange(s, s + len, at::TensorOptions().dtype(at::kLong)));
+    }
+    read(batches, [&](const torch::Tensor& x) {
+      auto batch = set.select(batches[probs.size()]);
+      auto logits = head(features(x.to(device_), false), /*training=*/false);
       auto [sum, c] = loss_sum(logits, batch);
       loss += sum.item<double>();
       count += c;
       probs.push_back((opts_.task() == ClassificationTask::kMultiLabel ? at::sigmoid(logits)
                                                                        : log_softmax(logits).exp())
                           .to(at::kCPU));
-    }
+      return true;
+    });
+    CONVIRT_CHECK(probs.size() == batches.size(), "a split's read delivered ", probs.size(),
+                  " of its ", batches.size(), " batches");
     return {count > 0 ? loss / count : kNaN, at::cat(probs, 0)};
   }
 
@@ -607,6 +710,7 @@ class ClassifierLoop {
   AugmentFn augment_;
   at::Generator gen_;
   LabeledSet train_, val_, test_;
+  std::vector<BatchReader> readers_;
   ClassifierMetric metric_ = ClassifierMetric::kAuto;
   int64_t outputs_ = 0;
   int64_t steps_ = 0;
@@ -631,6 +735,20 @@ ClassifierResult finetune(const Encoder& encoder, const LabeledSet& train, const
   ThreadScope threads(options.classifier().num_threads());
   ClassifierLoop loop(&encoder, train, val, test, options.classifier(), options.device(),
                       options.augment());
+  return loop.run(options.warmup_steps(), options.warmup_learning_rate());
+}
+
+ClassifierResult finetune(const Encoder& encoder, const StreamedSet& train, const StreamedSet& val,
+                          const StreamedSet& test, const FinetuneOptions& options) {
+  CONVIRT_CHECK_VALUE(static_cast<bool>(encoder.forward), "encoder.forward must be set");
+  CONVIRT_CHECK_VALUE(options.warmup_steps() >= 0, "warmup_steps must be >= 0, got ",
+                      options.warmup_steps());
+  ThreadScope threads(options.classifier().num_threads());
+  auto labels = [](const StreamedSet& s) {
+    return LabeledSet{torch::Tensor(), s.targets, s.mask, s.groups};
+  };
+  ClassifierLoop loop(&encoder, labels(train), labels(val), labels(test), options.classifier(),
+                      options.device(), options.augment(), {train.read, val.read, test.read});
   return loop.run(options.warmup_steps(), options.warmup_learning_rate());
 }
 

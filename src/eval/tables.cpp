@@ -97,6 +97,12 @@ void Results::set(const std::string& section, const std::string& method, const s
   entries_.push_back({section, method, group, key, {mean, stddev}});
 }
 
+void Results::merge(const Results& other) {
+  for (const auto& e : other.entries_) {
+    set(e.section, e.method, e.group, e.key, e.value.mean, e.value.stddev);
+  }
+}
+
 const Results::Entry* Results::find(const std::string& section, const std::string& method,
                                     const std::string& group, const std::string& key) const {
   for (const auto& e : entries_) {

@@ -56,6 +56,9 @@ RawImage decode_jpeg(const uint8_t* data, size_t size, const ReadImageOptions& o
                 "x", height);
   CONVIRT_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, "cannot decode JPEG ", where,
                 ": CMYK/YCCK JPEGs are not supported");
+  // Checked on the declared size, not the drafted one: libjpeg-turbo allocates whole-image
+  // coefficient buffers for progressive files before any scaling.
+  check_pixel_limit(width, height, 1, options, "JPEG", where);
 
   int out_w = width, out_h = height;
   if (options.draft_longer_side() > 0) {
@@ -134,13 +137,15 @@ struct PngReadState {
   ~PngReadState() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
 };
 
-bool png_read_all(PngReadState& s) {
+bool png_read_all(PngReadState& s, const ReadImageOptions& options, const std::string& where) {
   if (setjmp(png_jmpbuf(s.png))) return false;
   png_set_read_fn(s.png, &s.reader, png_read_fn);
   png_read_info(s.png, s.info);
   png_uint_32 w = 0, h = 0;
   int depth = 0, color = 0;
   png_get_IHDR(s.png, s.info, &w, &h, &depth, &color, nullptr, nullptr, nullptr);
+  // Thrown outside any libpng call (png_read_info has returned), so no C frame is unwound.
+  check_pixel_limit(w, h, 1, options, "PNG", where);
   // Palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha (then dropped), 16-bit samples kept.
   png_set_expand(s.png);
   png_set_strip_alpha(s.png);
@@ -172,7 +177,8 @@ bool png_read_all(PngReadState& s) {
 
 }  // namespace
 
-RawImage decode_png(const uint8_t* data, size_t size, const std::string& where) {
+RawImage decode_png(const uint8_t* data, size_t size, const ReadImageOptions& options,
+                    const std::string& where) {
   PngReadState s;
   s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s.err, png_error_fn, png_warning_fn);
   CONVIRT_CHECK(s.png != nullptr, "libpng: png_create_read_struct failed");
@@ -181,7 +187,7 @@ RawImage decode_png(const uint8_t* data, size_t size, const std::string& where) 
   // Refuse absurd dimensions before allocating (a corrupt header must not exhaust memory).
   png_set_user_limits(s.png, 1u << 16, 1u << 16);
   s.reader = PngMemReader{data, size, 0};
-  if (!png_read_all(s)) {
+  if (!png_read_all(s, options, where)) {
     CONVIRT_CHECK(false, "cannot decode PNG ", where, ": ", s.err.message);
   }
   return std::move(s.raw);
@@ -306,7 +312,7 @@ ImageInfo jpeg_info(const uint8_t*, size_t, const std::string& where) {
 }
 #endif
 #ifndef CONVIRT_IMAGE_WITH_PNG
-RawImage decode_png(const uint8_t*, size_t, const std::string& where) {
+RawImage decode_png(const uint8_t*, size_t, const ReadImageOptions&, const std::string& where) {
   CONVIRT_CHECK(false, "cannot decode PNG ", where, ": convirt was built without libpng");
   return {};
 }

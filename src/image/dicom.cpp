@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <mutex>
 
@@ -44,7 +46,102 @@ struct Parsed {
   DcmFileFormat file;
 };
 
+std::string hex4(unsigned v) {
+  static const char* digits = "0123456789ABCDEF";
+  std::string out(4, '0');
+  for (int i = 3; i >= 0; --i, v >>= 4) out[static_cast<size_t>(i)] = digits[v & 0xF];
+  return out;
+}
+
+// Walks the element headers of a Part 10 buffer and refuses an element whose declared length runs
+// past the end of the buffer. DCMTK allocates an element's declared length before reading its
+// value, so without this check a few hundred bytes declaring a 4 GB element allocate 4 GB (found by
+// fuzz_image). Values are skipped, not interpreted; explicit-VR sequences and all items are walked
+// into (their contents are elements), encapsulated pixel data fragments are skipped as bytes. With
+// every defined length inside the buffer, no allocation DCMTK makes from a length exceeds the file
+// size. Deflated datasets cannot be walked without inflating them and are left to DCMTK.
+void check_element_lengths(const uint8_t* data, size_t size, const std::string& where) {
+  if (size < 132 || std::memcmp(data + 128, "DICM", 4) != 0) return;
+  bool in_meta = true, explicit_vr = true, little = true, encapsulated = false;
+  std::string transfer;
+  auto u16 = [&](size_t at) -> uint32_t {
+    return little ? data[at] | (data[at + 1] << 8) : (data[at] << 8) | data[at + 1];
+  };
+  auto u32 = [&](size_t at) -> uint32_t {
+    return little ? u16(at) | (u16(at + 2) << 16) : (u16(at) << 16) | u16(at + 2);
+  };
+  for (size_t pos = 132; size - pos >= 8;) {
+    uint32_t group = u16(pos);
+    if (in_meta && group != 0x0002) {
+      in_meta = false;
+      while (!transfer.empty() && (transfer.back() == '\0' || transfer.back() == ' '))
+        transfer.pop_back();
+      // Without a transfer syntax DCMTK guesses the encoding, and the walk could read the lengths
+      // differently from it; such files (and unknown syntaxes) cannot be decoded anyway.
+      CONVIRT_CHECK(!transfer.empty(), "cannot decode DICOM ", where,
+                    ": no TransferSyntaxUID (0002,0010) in the file meta information");
+      const DcmXfer xfer(transfer.c_str());
+      CONVIRT_CHECK(xfer.getXfer() != EXS_Unknown, "cannot decode DICOM ", where,
+                    ": unknown transfer syntax '", transfer, "'");
+      if (transfer == "1.2.840.10008.1.2.1.99") return;  // deflated
+      explicit_vr = xfer.isExplicitVR();
+      little = xfer.isLittleEndian();
+      group = u16(pos);
+    }
+    const uint32_t element = u16(pos + 2);
+    size_t header = 8;
+    uint32_t length = 0;
+    bool sequence = false;
+    if (group == 0xFFFE) {  // item and delimiters: tag + 32-bit length, no VR
+      length = u32(pos + 4);
+      if (element == 0xE0DD) encapsulated = false;
+      if (element != 0xE000 || length == 0xFFFFFFFFu || !encapsulated) {
+        pos += header;  // delimiters, and items holding elements: walk into them
+        continue;
+      }
+    } else if (explicit_vr) {
+      const char vr[2] = {static_cast<char>(data[pos + 4]), static_cast<char>(data[pos + 5])};
+      // DCMTK's reading of a VR that is not two capital letters is not one the walk can mirror
+      // reliably; no valid file has one.
+      CONVIRT_CHECK(vr[0] >= 'A' && vr[0] <= 'Z' && vr[1] >= 'A' && vr[1] <= 'Z',
+                    "cannot decode DICOM ", where, ": element (", hex4(group), ",", hex4(element),
+                    ") has an invalid VR");
+      // The VRs with a 16-bit length; every other VR, including one DCMTK does not know (which it
+      // reads like UN), has 2 reserved bytes and a 32-bit length.
+      static const char* kShortVrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT",
+                                        "FL", "FD", "IS", "LO", "LT", "PN", "SH",
+                                        "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+      const bool long_form =
+          std::none_of(std::begin(kShortVrs), std::end(kShortVrs),
+                       [&](const char* v) { return v[0] == vr[0] && v[1] == vr[1]; });
+      if (long_form) {
+        if (size - pos < 12) break;
+        length = u32(pos + 8);
+        header = 12;
+      } else {
+        length = u16(pos + 6);
+      }
+      sequence = vr[0] == 'S' && vr[1] == 'Q';
+    } else {
+      length = u32(pos + 4);
+    }
+    pos += header;
+    if (length == 0xFFFFFFFFu) {  // undefined length: a sequence, or encapsulated pixel data
+      if (group == 0x7FE0 && element == 0x0010) encapsulated = true;
+      continue;
+    }
+    CONVIRT_CHECK(length <= size - pos, "cannot decode DICOM ", where, ": element (", hex4(group),
+                  ",", hex4(element), ") declares ", length, " bytes but only ", size - pos,
+                  " remain (truncated or corrupt file)");
+    if (in_meta && group == 0x0002 && element == 0x0010) {
+      transfer.assign(reinterpret_cast<const char*>(data + pos), length);
+    }
+    if (!sequence) pos += length;
+  }
+}
+
 void parse(Parsed& p, const uint8_t* data, size_t size, const std::string& where) {
+  check_element_lengths(data, size, where);
   init_dcmtk();
   DcmInputBufferStream stream;
   stream.setBuffer(data, static_cast<offile_off_t>(size));
@@ -84,6 +181,15 @@ at::Tensor decode_dicom(const uint8_t* data, size_t size, const ReadImageOptions
   Parsed p;
   parse(p, data, size, where);
   DcmDataset* ds = p.file.getDataset();
+
+  // Before decompression: DCMTK's codecs allocate Rows x Columns x frames samples up front.
+  {
+    const int64_t declared_rows = get_uint16<int64_t>(ds, DCM_Rows, "Rows", where, true, 0);
+    const int64_t declared_cols = get_uint16<int64_t>(ds, DCM_Columns, "Columns", where, true, 0);
+    Sint32 frames = 1;
+    if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+    check_pixel_limit(declared_cols, declared_rows, frames, options, "DICOM", where);
+  }
 
   const DcmXfer xfer(ds->getOriginalXfer());
   if (xfer.isEncapsulated()) {

@@ -3,6 +3,8 @@
 
 #include <convirt/core/check.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -56,6 +58,38 @@ bool codec_available(ImageFormat format) {
   }
 }
 
+namespace {
+std::atomic<int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+}  // namespace
+
+int64_t max_image_pixels() {
+  return g_max_image_pixels.load(std::memory_order_relaxed);
+}
+
+void set_max_image_pixels(int64_t pixels) {
+  CONVIRT_CHECK_VALUE(pixels > 0, "set_max_image_pixels: pixels must be > 0, got ", pixels);
+  g_max_image_pixels.store(pixels, std::memory_order_relaxed);
+}
+
+namespace detail {
+void check_pixel_limit(int64_t width, int64_t height, int64_t frames,
+                       const ReadImageOptions& options, const char* format,
+                       const std::string& where) {
+  const int64_t limit = options.max_pixels() > 0 ? options.max_pixels() : max_image_pixels();
+  // Each factor is below 2^32 (codec headers), so the product is computed in floating point to
+  // stay exact enough for the comparison without overflowing int64.
+  const double pixels = static_cast<double>(width) * static_cast<double>(height) *
+                        static_cast<double>(std::max<int64_t>(frames, 1));
+  CONVIRT_CHECK_VALUE(pixels <= static_cast<double>(limit), "cannot decode ", format, " ", where,
+                      ": its header declares ", width, "x", height,
+                      frames > 1 ? " x " + std::to_string(frames) + " frames" : std::string(),
+                      " = ", static_cast<uint64_t>(pixels), " pixels, more than the limit of ",
+                      limit,
+                      " (raise it with ReadImageOptions::max_pixels or "
+                      "convirt::image::set_max_image_pixels)");
+}
+}  // namespace detail
+
 std::string read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   CONVIRT_CHECK(in.good(), "cannot open image file ", path, ": ", std::strerror(errno));
@@ -85,7 +119,7 @@ at::Tensor decode_impl(const uint8_t* data, size_t size, const ReadImageOptions&
     case ImageFormat::kJpeg:
       return detail::finish(detail::decode_jpeg(data, size, options, where), options);
     case ImageFormat::kPng:
-      return detail::finish(detail::decode_png(data, size, where), options);
+      return detail::finish(detail::decode_png(data, size, options, where), options);
     case ImageFormat::kDicom:
       return detail::decode_dicom(data, size, options, where);
     default: {
@@ -112,21 +146,30 @@ torch::Tensor read_image(const std::string& path, const ReadImageOptions& option
   return decode_impl(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), options, path);
 }
 
-ImageInfo image_info(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  CONVIRT_CHECK(!bytes.empty(), "cannot read ", path, ": empty file");
-  switch (detect_format(data, bytes.size())) {
+namespace {
+ImageInfo info_impl(const uint8_t* data, size_t size, const std::string& where) {
+  CONVIRT_CHECK(data != nullptr && size > 0, "cannot read ", where, ": empty file");
+  switch (detect_format(data, size)) {
     case ImageFormat::kJpeg:
-      return detail::jpeg_info(data, bytes.size(), path);
+      return detail::jpeg_info(data, size, where);
     case ImageFormat::kPng:
-      return detail::png_info(data, bytes.size(), path);
+      return detail::png_info(data, size, where);
     case ImageFormat::kDicom:
-      return detail::dicom_info(data, bytes.size(), path);
+      return detail::dicom_info(data, size, where);
     default:
-      CONVIRT_CHECK(false, "cannot read ", path, ": unsupported format (not JPEG, PNG or DICOM)");
+      CONVIRT_CHECK(false, "cannot read ", where, ": unsupported format (not JPEG, PNG or DICOM)");
   }
   return {};
+}
+}  // namespace
+
+ImageInfo image_info(const std::string& path) {
+  const std::string bytes = read_file_bytes(path);
+  return info_impl(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
+}
+
+ImageInfo image_info(const uint8_t* data, size_t size) {
+  return info_impl(data, size, "<memory>");
 }
 
 namespace detail {

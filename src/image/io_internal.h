@@ -28,10 +28,18 @@ at::Tensor finish_float(at::Tensor gray01, const ReadImageOptions& options);
 /// Decoders; `where` is the path or "<memory>" for messages. Each throws c10::Error on bad input.
 RawImage decode_jpeg(const uint8_t* data, size_t size, const ReadImageOptions& options,
                      const std::string& where);
-RawImage decode_png(const uint8_t* data, size_t size, const std::string& where);
+RawImage decode_png(const uint8_t* data, size_t size, const ReadImageOptions& options,
+                    const std::string& where);
 at::Tensor decode_dicom(const uint8_t* data, size_t size, const ReadImageOptions& options,
                         const std::string& where);
 ImageInfo dicom_info(const uint8_t* data, size_t size, const std::string& where);
+
+/// Throws a ValueError when width x height x frames exceeds the options' pixel limit
+/// (ReadImageOptions::max_pixels, else max_image_pixels()); `format` names the codec in the
+/// message.
+void check_pixel_limit(int64_t width, int64_t height, int64_t frames,
+                       const ReadImageOptions& options, const char* format,
+                       const std::string& where);
 
 /// Encoders and header readers on raw samples (codecs.cpp).
 std::string encode_png_raw(RawImage& raw);

@@ -1,4 +1,5 @@
 // State dict plumbing and the two file formats: safetensors and torch.save's zip + pickle.
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/io/safetensors.h>
 #include <convirt/io/state_dict.h>
@@ -39,17 +40,7 @@ std::string read_file(const std::string& path) {
 
 // Writes through a temporary sibling and renames, so readers never see a half-written file.
 void write_file_atomic(const std::string& path, const char* data, size_t size) {
-  std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    CONVIRT_CHECK_VALUE(out.good(), "cannot open '", tmp, "' for writing");
-    out.write(data, static_cast<std::streamsize>(size));
-    out.flush();
-    CONVIRT_CHECK_VALUE(out.good(), "writing '", tmp, "' failed (disk full?)");
-  }
-  std::filesystem::rename(tmp, target);
+  write_file_atomically(path, std::string_view(data, size), "weight file");
 }
 
 // ---------------------------------------------------------------- safetensors dtypes
@@ -71,7 +62,10 @@ std::string st_name(at::ScalarType t) {
 
 // ---------------------------------------------------------------- restricted unpickler
 struct PyObj;
-using PyPtr = std::shared_ptr<PyObj>;
+// Objects are owned by the Unpickler's arena, not by each other: a pickle can make a list contain
+// itself (memo + APPEND) or nest a million levels deep, which reference counting would leak or
+// destroy recursively until the stack overflows.
+using PyPtr = PyObj*;
 struct PyObj {
   enum Kind {
     kNone,
@@ -95,12 +89,6 @@ struct PyObj {
   std::vector<std::pair<PyPtr, PyPtr>> dict;
   at::Tensor tensor;  // tensor, or the flat storage
 };
-
-PyPtr make(PyObj::Kind k) {
-  auto p = std::make_shared<PyObj>();
-  p->kind = k;
-  return p;
-}
 
 at::ScalarType storage_dtype(const std::string& global) {
   static const std::map<std::string, at::ScalarType> m = {
@@ -310,6 +298,11 @@ class Unpickler {
     std::memcpy(&v, b, 4);
     return v;
   }
+  PyPtr make(PyObj::Kind k) {
+    arena_.push_back(std::make_unique<PyObj>());
+    arena_.back()->kind = k;
+    return arena_.back().get();
+  }
   std::string line() {
     const char* start = p_;
     while (p_ < end_ && *p_ != '\n') ++p_;
@@ -361,13 +354,18 @@ class Unpickler {
     auto dtype = storage_dtype(pid->items[1]->s);
     const std::string& key = pid->items[2]->s;
     int64_t numel = pid->items[4]->i;
+    CONVIRT_CHECK_VALUE(numel >= 0, "negative storage size ", numel, " in ", file_);
     auto it = storages_.find(key);
     if (it == storages_.end()) {
       std::string record = "data/" + key;
       CONVIRT_CHECK_VALUE(reader_.hasRecord(record), "record '", record, "' missing from ", file_,
                           " (truncated or damaged file)");
       auto [ptr, size] = reader_.getRecord(record);
-      size_t expected = static_cast<size_t>(numel) * c10::elementSize(dtype);
+      const size_t item = c10::elementSize(dtype);
+      CONVIRT_CHECK_VALUE(static_cast<uint64_t>(numel) <= size / item, "record '", record, "' in ",
+                          file_, " holds ", size, " bytes, fewer than the ", numel, " x ", item,
+                          " bytes its tensor declares (truncated or damaged file)");
+      size_t expected = static_cast<size_t>(numel) * item;
       CONVIRT_CHECK_VALUE(size >= expected, "record '", record, "' in ", file_, " holds ", size,
                           " bytes, expected ", expected, " (truncated file)");
       auto t = at::empty({numel}, at::TensorOptions().dtype(dtype));
@@ -409,6 +407,7 @@ class Unpickler {
   caffe2::serialize::PyTorchStreamReader& reader_;
   const char* p_;
   const char* end_;
+  std::vector<std::unique_ptr<PyObj>> arena_;
   std::vector<PyPtr> stack_;
   std::vector<size_t> marks_;
   std::map<size_t, PyPtr> memo_;
@@ -519,12 +518,17 @@ SafetensorsFile read_safetensors(const std::string& path) {
       std::vector<int64_t> shape = e["shape"].get<std::vector<int64_t>>();
       uint64_t begin = e["data_offsets"][0].get<uint64_t>(),
                end = e["data_offsets"][1].get<uint64_t>();
-      int64_t numel = 1;
+      // A crafted header can declare dimensions whose product overflows: checked arithmetic, so
+      // that such a tensor is reported as too large instead of wrapping around.
+      uint64_t expected = c10::elementSize(found->second);
+      bool overflow = false;
       for (auto s : shape) {
         CONVIRT_CHECK_VALUE(s >= 0, "'", path, "': tensor '", name, "' has a negative dimension");
-        numel *= s;
+        overflow =
+            overflow || __builtin_mul_overflow(expected, static_cast<uint64_t>(s), &expected);
       }
-      uint64_t expected = static_cast<uint64_t>(numel) * c10::elementSize(found->second);
+      CONVIRT_CHECK_VALUE(!overflow, "'", path, "': tensor '", name, "' declares shape ",
+                          detail::shape_str(shape), ", too large to exist");
       CONVIRT_CHECK_VALUE(begin <= end && end <= data_size, "'", path, "': tensor '", name,
                           "' spans bytes [", begin, ", ", end, ") but the data section holds ",
                           data_size, " bytes (truncated file?)");

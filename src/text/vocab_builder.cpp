@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/text/vocab_builder.h>
 
@@ -229,11 +230,11 @@ void save_vocab(const std::vector<std::string>& vocab, const std::string& path) 
     CONVIRT_CHECK_VALUE(vocab[i].find_first_of("\r\n") == std::string::npos, "save_vocab: token ",
                         i, " contains a line break; vocab.txt holds one token per line");
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  CONVIRT_CHECK_VALUE(out.good(), "save_vocab: cannot write '", path, "'");
-  for (const auto& t : vocab) out << t << '\n';
-  out.flush();
-  CONVIRT_CHECK_VALUE(out.good(), "save_vocab: writing '", path, "' failed");
+  // Atomic: a run killed while writing must not leave a short vocab.txt that a resumed run would
+  // silently read as a different vocabulary.
+  std::string text;
+  for (const auto& t : vocab) text.append(t).push_back('\n');
+  write_file_atomically(path, text, "vocabulary");
 }
 
 }  // namespace convirt::text

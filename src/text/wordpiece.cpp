@@ -190,9 +190,17 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path,
                                                        WordPieceOptions options) {
   std::ifstream in(path, std::ios::binary);
   CONVIRT_CHECK_VALUE(in.good(), "WordPieceTokenizer::from_vocab_file: cannot open '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  CONVIRT_CHECK_VALUE(
+      size >= 0 && size <= options.max_vocab_file_bytes(), "WordPieceTokenizer::from_vocab_file: '",
+      path, "' is ", static_cast<int64_t>(size), " bytes, more than the limit of ",
+      options.max_vocab_file_bytes(), " bytes (WordPieceOptions::max_vocab_file_bytes)");
+  in.seekg(0, std::ios::beg);
+  std::string data(static_cast<size_t>(size), '\0');
+  in.read(data.data(), static_cast<std::streamsize>(size));
+  CONVIRT_CHECK_VALUE(!in.bad() && in.gcount() == static_cast<std::streamsize>(size),
+                      "WordPieceTokenizer::from_vocab_file: cannot read '", path, "'");
   CONVIRT_CHECK_VALUE(!data.empty(), "WordPieceTokenizer::from_vocab_file: '", path, "' is empty");
   // Lines as Python's universal newlines read them: "\n", "\r\n" and "\r" all end a line.
   std::vector<std::string> tokens;

@@ -2,13 +2,13 @@
 #include <convirt/train/checkpoint.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace convirt::train {
 namespace {
@@ -46,11 +46,50 @@ void write_all(int fd, const std::string& data, const std::string& path) {
   }
 }
 
-void fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// Makes the renames themselves durable. Some filesystems cannot sync a folder (EINVAL, ENOTSUP):
+// nothing more can be done there, so only real I/O errors count.
+void fsync_dir(const std::filesystem::path& dir, const std::string& path) {
+  const char* name = dir.empty() ? "." : dir.c_str();
+  int fd = ::open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  CONVIRT_CHECK(fd >= 0, "cannot open folder '", name, "' to flush checkpoint '", path,
+                "': ", system_error());
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  CONVIRT_CHECK(rc == 0 || err == EINVAL || err == ENOTSUP, "cannot flush folder '", name,
+                "' after writing checkpoint '", path, "': ", system_error());
+}
+
+bool process_alive(long pid) {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+// A writer killed mid-write leaves `<name>.tmp.<pid>` (or `<name>.prev.tmp.<pid>`) behind, as large
+// as a checkpoint: a job killed and resumed many times would otherwise fill the disk with them.
+// Only files of dead writers are removed, so a concurrent writer's file is never pulled away.
+void remove_stale_temporaries(const std::filesystem::path& target) {
+  const std::filesystem::path dir =
+      target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  const std::string name = target.filename().string();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    for (const std::string& prefix : {name + ".tmp.", name + ".prev.tmp."}) {
+      if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string pid = file.substr(prefix.size());
+      if (pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (!process_alive(std::stol(pid))) std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
+bool intact(const std::string& path) {
+  try {
+    read_checkpoint_file(path);
+    return true;
+  } catch (const c10::Error&) {
+    return false;
   }
 }
 
@@ -69,12 +108,14 @@ uint64_t fnv1a64(const void* data, size_t size) {
 void write_checkpoint_file(const std::string& path, const std::string& payload) {
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  remove_stale_temporaries(target);
   std::string trailer(kMagic, sizeof(kMagic));
   put_u64(trailer, payload.size());
   put_u64(trailer, fnv1a64(payload.data(), payload.size()));
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const std::string pid = std::to_string(::getpid());
+  const std::string tmp = path + ".tmp." + pid;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   CONVIRT_CHECK(fd >= 0, "cannot create checkpoint '", tmp, "': ", system_error());
   write_all(fd, payload, tmp);
   write_all(fd, trailer, tmp);
@@ -84,28 +125,64 @@ void write_checkpoint_file(const std::string& path, const std::string& payload) 
     ::unlink(tmp.c_str());
     CONVIRT_CHECK(false, "cannot flush checkpoint '", tmp, "' to disk: ", why);
   }
-  ::close(fd);
-  // Keep the last good file until the new one is in place: a crash between the two renames leaves
-  // `.prev` intact, which read_latest_checkpoint falls back to.
-  std::error_code ec;
-  if (std::filesystem::exists(target, ec)) {
-    std::filesystem::rename(target, path + ".prev", ec);
-    CONVIRT_CHECK(!ec, "cannot keep previous checkpoint '", path, "': ", ec.message());
+  // close() is where some filesystems (NFS, quotas) finally report a failed write.
+  if (::close(fd) != 0) {
+    const std::string why = system_error();
+    ::unlink(tmp.c_str());
+    CONVIRT_CHECK(false, "cannot close checkpoint '", tmp, "': ", why);
+  }
+  // The current file becomes `.prev` only when it is intact: a file corrupted on disk must never
+  // push out the good `.prev` that read_latest_checkpoint would fall back to. It is hard-linked
+  // into place first, so `path` names an intact checkpoint at every moment, even if the process
+  // dies between the two renames; where hard links are not supported, a rename does the same with
+  // a window in which only `.prev` exists (read_latest_checkpoint handles that too).
+  const std::string prev = path + ".prev";
+  if (std::filesystem::exists(target) && intact(path)) {
+    const std::string staged = prev + ".tmp." + pid;
+    ::unlink(staged.c_str());
+    const bool linked = ::link(path.c_str(), staged.c_str()) == 0;
+    const std::string& from = linked ? staged : path;
+    if (::rename(from.c_str(), prev.c_str()) != 0) {
+      const std::string why = system_error();
+      ::unlink(tmp.c_str());
+      if (linked) ::unlink(staged.c_str());
+      CONVIRT_CHECK(false, "cannot keep previous checkpoint '", path, "' as '", prev, "': ", why);
+    }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = system_error();
     ::unlink(tmp.c_str());
     CONVIRT_CHECK(false, "cannot move checkpoint into place at '", path, "': ", why);
   }
-  fsync_dir(target.parent_path());
+  fsync_dir(target.parent_path(), path);
 }
 
 std::string read_checkpoint_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  CONVIRT_CHECK(in.good(), "checkpoint '", path, "' cannot be opened: ", system_error());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
+  // One read into a buffer of the file's size: checkpoints are large, and streaming them through
+  // an ostringstream was several times slower than the checksum itself.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  CONVIRT_CHECK(fd >= 0, "checkpoint '", path, "' cannot be opened: ", system_error());
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const std::string why = system_error();
+    ::close(fd);
+    CONVIRT_CHECK(false, "checkpoint '", path, "' cannot be read: ", why);
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string why = system_error();
+      ::close(fd);
+      CONVIRT_CHECK(false, "checkpoint '", path, "' cannot be read: ", why);
+    }
+    if (n == 0) break;  // shrank while being read: judged by what was there
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  data.resize(done);
   CONVIRT_CHECK(data.size() >= kTrailer, "checkpoint '", path, "' is truncated: ", data.size(),
                 " bytes, shorter than its ", kTrailer, "-byte trailer");
   const char* t = data.data() + data.size() - kTrailer;
@@ -114,8 +191,8 @@ std::string read_checkpoint_file(const std::string& path) {
   const uint64_t size = get_u64(t + 8);
   const uint64_t sum = get_u64(t + 16);
   CONVIRT_CHECK(size == data.size() - kTrailer, "checkpoint '", path,
-                "' is truncated: trailer says ", size, " payload bytes, file has ",
-                data.size() - kTrailer);
+                "' is truncated or corrupt: its trailer records ", size,
+                " payload bytes, the file has ", data.size() - kTrailer);
   const uint64_t actual = fnv1a64(data.data(), size);
   CONVIRT_CHECK(actual == sum, "checkpoint '", path, "' is corrupt: checksum ", actual,
                 " does not match the recorded ", sum);
@@ -137,7 +214,10 @@ std::string read_latest_checkpoint(const std::string& path, std::string* used_pa
       errors += std::string("\n  ") + e.what_without_backtrace();
     }
   }
-  CONVIRT_CHECK(false, "no intact checkpoint at '", path, "' or '", path, ".prev'", errors);
+  // Starting over here would silently throw away the run's work: the caller decides that, not us.
+  CONVIRT_CHECK(false, "no intact checkpoint at '", path, "' or '", path, ".prev'", errors,
+                "\n  the run cannot resume; move these files away (or turn resuming off) to start "
+                "over");
   return {};
 }
 

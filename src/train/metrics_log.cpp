@@ -3,8 +3,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 namespace convirt::train {
@@ -27,14 +33,112 @@ std::string to_json_line(const MetricRecord& record) {
 JsonLinesWriter::JsonLinesWriter(const std::string& path, bool append) : path_(path) {
   std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-  out_.open(path, append ? std::ios::app : std::ios::trunc);
-  CONVIRT_CHECK(out_.good(), "cannot open metrics file '", path, "' for writing");
+  fd_ =
+      ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0644);
+  CONVIRT_CHECK(fd_ >= 0, "cannot open metrics file '", path,
+                "' for writing: ", std::strerror(errno));
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  if (size <= 0) return;
+  // Find the end of the last complete line; what follows it is a record cut short by a kill.
+  constexpr off_t kChunk = 4096;
+  off_t end = size;
+  std::string buf;
+  while (end > 0) {
+    const off_t from = std::max<off_t>(0, end - kChunk);
+    buf.resize(static_cast<size_t>(end - from));
+    const ssize_t n = ::pread(fd_, buf.data(), buf.size(), from);
+    CONVIRT_CHECK(n == static_cast<ssize_t>(buf.size()), "cannot read metrics file '", path,
+                  "': ", n < 0 ? std::strerror(errno) : "short read");
+    const size_t nl = buf.rfind('\n');
+    if (nl != std::string::npos) {
+      end = from + static_cast<off_t>(nl) + 1;
+      break;
+    }
+    end = from;
+  }
+  if (end < size) {
+    CONVIRT_CHECK(::ftruncate(fd_, end) == 0, "cannot drop the partial last line of metrics file '",
+                  path, "': ", std::strerror(errno));
+  }
+}
+
+JsonLinesWriter::~JsonLinesWriter() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void JsonLinesWriter::write(const MetricRecord& record) {
+  const std::string line = to_json_line(record) + '\n';
   std::lock_guard<std::mutex> lock(mutex_);
-  out_ << to_json_line(record) << '\n';
-  out_.flush();
+  const off_t start = ::lseek(fd_, 0, SEEK_END);
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "no progress";
+      // A half-written record would make the next line unparsable: take it back.
+      // A half-written record would make the next line unparsable: take it back. Best effort, as
+      // the failed write is the error worth reporting.
+      if (done > 0 && start >= 0) static_cast<void>(::ftruncate(fd_, start) == 0);
+      CONVIRT_CHECK(false, "cannot write metrics file '", path_, "': ", why);
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+int64_t JsonLinesWriter::drop_records_after(int64_t step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  CONVIRT_CHECK(size >= 0, "cannot read metrics file '", path_, "': ", std::strerror(errno));
+  std::string text(static_cast<size_t>(size), '\0');
+  CONVIRT_CHECK(::pread(fd_, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()),
+                "cannot read metrics file '", path_, "': ", std::strerror(errno));
+  std::string kept;
+  int64_t dropped = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
+    if (later) {
+      ++dropped;
+    } else {
+      kept += line + '\n';
+    }
+  }
+  if (dropped == 0) return 0;
+  // Rewritten beside and renamed over, so a kill here leaves either the old or the new log.
+  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CONVIRT_CHECK(fd >= 0, "cannot write metrics file '", tmp, "': ", std::strerror(errno));
+  size_t done = 0;
+  while (done < kept.size()) {
+    const ssize_t n = ::write(fd, kept.data() + done, kept.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "no progress";
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      CONVIRT_CHECK(false, "cannot write metrics file '", tmp, "': ", why);
+    }
+    done += static_cast<size_t>(n);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_errno = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!synced || !closed || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const std::string why = std::strerror(synced ? errno : sync_errno);
+    ::unlink(tmp.c_str());
+    CONVIRT_CHECK(false, "cannot rewrite metrics file '", path_, "': ", why);
+  }
+  ::close(fd_);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  CONVIRT_CHECK(fd_ >= 0, "cannot reopen metrics file '", path_, "': ", std::strerror(errno));
+  return dropped;
 }
 
 std::string format_duration(double seconds) {

@@ -1,4 +1,7 @@
 #include <convirt/core/check.h>
+#include <convirt/dist/grad_sync.h>
+#include <convirt/dist/infonce.h>
+#include <convirt/dist/sharding.h>
 #include <convirt/io/checkpoint.h>
 #include <convirt/loss/contrastive_binary.h>
 #include <convirt/loss/infonce.h>
@@ -14,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <sstream>
 
 namespace convirt::train {
@@ -79,6 +83,89 @@ std::vector<torch::Tensor> trainable(const std::vector<torch::Tensor>& params) {
   return out;
 }
 
+// Some of a dataset's samples, in a given order: one rank's part of the validation set. Each
+// sample gets the seed a one-epoch Loader with `seed` gives it in the whole dataset (the sentence
+// drawn from a report depends on it), so a sample is the same whichever rank scores it.
+class IndexView : public data::Dataset {
+ public:
+  IndexView(std::shared_ptr<const data::Dataset> base, std::vector<int64_t> indices, uint64_t seed)
+      : base_(std::move(base)), indices_(std::move(indices)), seed_(seed) {}
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  data::Example get(int64_t index, uint64_t /*seed*/) const override {
+    const int64_t i = indices_[static_cast<size_t>(index)];
+    return base_->get(i, data::Loader::sample_seed(seed_, 0, i));
+  }
+  std::string source(int64_t index) const override {
+    return base_->source(indices_[static_cast<size_t>(index)]);
+  }
+
+ private:
+  std::shared_ptr<const data::Dataset> base_;
+  std::vector<int64_t> indices_;
+  uint64_t seed_;
+};
+
+// Reduced-precision embeddings are scored in fp32; fp32 and fp64 ones as they are (a float64
+// model trains in float64 end to end, which is how the distributed equivalence is tested).
+torch::Tensor loss_precision(const torch::Tensor& t) {
+  const auto type = t.scalar_type();
+  return type == torch::kHalf || type == torch::kBFloat16 ? t.to(torch::kFloat) : t;
+}
+
+// Makes every rank's buffers rank 0's (BatchNorm running statistics are updated from each rank's
+// own shard), as DDP does, so that evaluation and checkpoints see one model. One broadcast per
+// dtype rather than one per buffer: a ResNet-50 has about 160 of them.
+void broadcast_buffers(torch::nn::Module& module, const dist::DistributedContext& ctx) {
+  if (!ctx.is_distributed()) return;
+  torch::NoGradGuard no_grad;
+  std::map<int, std::vector<torch::Tensor>> by_type;
+  for (const auto& b : module.buffers()) {
+    if (b.defined() && b.numel() > 0) by_type[static_cast<int>(b.scalar_type())].push_back(b);
+  }
+  for (auto& [type, buffers] : by_type) {
+    std::vector<torch::Tensor> flat;
+    for (const auto& b : buffers) flat.push_back(b.reshape({-1}));
+    auto packed = torch::cat(flat);
+    ctx.broadcast_(packed, 0);
+    int64_t offset = 0;
+    for (auto& b : buffers) {
+      b.copy_(packed.slice(0, offset, offset + b.numel()).view_as(b));
+      offset += b.numel();
+    }
+  }
+}
+
+// The random state of this process's default CPU generator.
+torch::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state.cpu());
+}
+
+// Each rank draws its own random numbers (dropout masks, the binary objective's fake pairs);
+// rank 0's stream is the single-process one.
+uint64_t rank_seed(uint64_t seed, int64_t rank) {
+  return seed + 1000003ULL * static_cast<uint64_t>(rank);
+}
+
+// The sum over ranks of a few numbers (a no-op in a single process).
+std::vector<double> sum_over_ranks(const dist::DistributedContext& ctx,
+                                   const std::vector<double>& values) {
+  if (!ctx.is_distributed()) return values;
+  auto t = torch::tensor(values, torch::kDouble);
+  ctx.all_reduce_(t);
+  auto a = t.accessor<double, 1>();
+  std::vector<double> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = a[static_cast<int64_t>(i)];
+  return out;
+}
+
 }  // namespace
 
 struct Pretrainer::State {
@@ -93,6 +180,10 @@ struct Pretrainer::State {
   double best_val = std::numeric_limits<double>::infinity();
   int64_t best_step = 0;
   double lr = 0;
+  /// Gradient exchange of a distributed job (null in a single process).
+  std::unique_ptr<dist::GradientSynchronizer> sync;
+  /// The parameters' dtype: images are cast to it.
+  torch::ScalarType compute_dtype = torch::kFloat;
 };
 
 Pretrainer::Pretrainer(models::ConVIRTModel model,
@@ -124,18 +215,38 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
   CONVIRT_CHECK_VALUE(
       options_.max_steps() > 0 || options_.max_evals() > 0 || options_.max_seconds() > 0,
       "set at least one of max_steps, max_evals, max_seconds (all are 0)");
-  CONVIRT_CHECK_VALUE(
-      train_->size() >= options_.batch_size(), "the training set (", train_->size(),
-      " pairs) must hold at least one batch of batch_size = ", options_.batch_size());
+  const dist::DistributedContext& ctx = options_.distributed();
+  CONVIRT_CHECK_VALUE(train_->size() >= options_.batch_size() * ctx.world_size(),
+                      "the training set (", train_->size(),
+                      " pairs) must hold at least one global batch of batch_size * world_size = ",
+                      options_.batch_size(), " * ", ctx.world_size());
 
   torch::manual_seed(options_.seed());
   model_->to(options_.device());
   std::vector<torch::Tensor> params = trainable(model_->parameters());
+  for (const auto& p : model_->parameters()) {
+    if (p.is_floating_point()) {
+      state_->compute_dtype = p.scalar_type();
+      break;
+    }
+  }
   if (options_.objective() == Objective::kContrastiveBinary) {
     state_->binary = ContrastiveBinaryLoss(ContrastiveBinaryOptions(model_->output_dim()));
-    state_->binary->to(options_.device());
+    state_->binary->to(options_.device(), state_->compute_dtype);
     for (const auto& p : state_->binary->parameters()) params.push_back(p);
   }
+  if (ctx.is_distributed()) {
+    // Every rank starts from rank 0's weights, whatever its own initialisation was.
+    dist::broadcast_module_state(*model_, ctx);
+    if (state_->binary) dist::broadcast_module_state(*state_->binary, ctx);
+    // The global InfoNCE loss's per-rank gradients add up to the global gradient; the binary
+    // objective is each rank's mean over its own shard, so its gradients are averaged.
+    state_->sync = std::make_unique<dist::GradientSynchronizer>(
+        params, ctx,
+        dist::GradientSynchronizerOptions().average(options_.objective() ==
+                                                    Objective::kContrastiveBinary));
+  }
+  torch::manual_seed(rank_seed(options_.seed(), ctx.rank()));
   state_->lr = options_.learning_rate();
   state_->optimizer = std::make_unique<torch::optim::Adam>(
       params,
@@ -145,8 +256,10 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
                                                               .shuffle(true)
                                                               .drop_last(true)
                                                               .seed(options_.seed())
-                                                              .workers(options_.workers()));
-  fs::create_directories(options_.out_dir());
+                                                              .workers(options_.workers())
+                                                              .rank(ctx.rank())
+                                                              .world_size(ctx.world_size()));
+  if (ctx.is_main()) fs::create_directories(options_.out_dir());
 }
 
 Pretrainer::~Pretrainer() = default;
@@ -154,14 +267,19 @@ Pretrainer::~Pretrainer() = default;
 torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Tensor& u,
                                          StepMetrics* metrics) {
   if (options_.objective() == Objective::kContrastiveBinary) {
+    // Each rank's own shard: the fake pairs are drawn within it.
     auto loss = state_->binary->forward(v, u);
     if (metrics) metrics->loss = loss.item<double>();
     return loss;
   }
-  auto out = infonce_loss_with_stats(v, u,
-                                     InfoNCEOptions()
-                                         .temperature(options_.temperature())
-                                         .image_to_text_weight(options_.image_to_text_weight()));
+  const auto opts = InfoNCEOptions()
+                        .temperature(options_.temperature())
+                        .image_to_text_weight(options_.image_to_text_weight());
+  const auto& ctx = options_.distributed();
+  // Distributed: this rank's rows against the whole global batch's columns; the value (and the
+  // statistics) are the global batch's on every rank.
+  auto out = ctx.is_distributed() ? dist::infonce_loss_distributed_with_stats(v, u, opts, ctx)
+                                  : infonce_loss_with_stats(v, u, opts);
   if (metrics) {
     metrics->loss = out.loss.item<double>();
     metrics->image_to_text = out.image_to_text.item<double>();
@@ -172,48 +290,98 @@ torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Te
   return out.loss;
 }
 
-double Pretrainer::validation_loss() {
-  // Validation must not disturb the training RNG stream (the binary objective draws fake pairs).
-  auto gen = at::detail::getDefaultCPUGenerator();
-  torch::Tensor rng_state;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    rng_state = gen.get_state();
+std::pair<torch::Tensor, torch::Tensor> Pretrainer::embed(const data::Batch& batch) {
+  const torch::Device device = options_.device();
+  if (batch.size() == 0) {
+    // A rank whose whole shard was bad samples still takes part in the global loss, with no rows.
+    auto empty = torch::zeros({0, model_->output_dim()},
+                              torch::TensorOptions().dtype(state_->compute_dtype).device(device));
+    const bool grad = torch::GradMode::is_enabled();
+    return {empty.clone().requires_grad_(grad), empty.clone().requires_grad_(grad)};
   }
-  torch::manual_seed(options_.seed() + 7919);
+  auto enc = tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
+  auto [v, u] = model_->forward(batch.images.to(device, state_->compute_dtype),
+                                enc.input_ids.to(device), enc.attention_mask.to(device));
+  return {loss_precision(v), loss_precision(u)};
+}
+
+double Pretrainer::validation_loss() {
+  const auto& ctx = options_.distributed();
+  // Validation must not disturb the training RNG stream (the binary objective draws fake pairs).
+  const torch::Tensor rng_state = cpu_rng_state();
+  torch::manual_seed(rank_seed(options_.seed() + 7919, ctx.rank()));
   torch::NoGradGuard no_grad;
   const bool was_training = model_->is_training();
   model_->eval();
-  data::Loader loader(val_, data::LoaderOptions()
-                                .batch_size(options_.batch_size())
-                                .shuffle(false)
-                                .drop_last(false)
-                                .seed(options_.seed() + 1)
-                                .workers(options_.workers()));
-  double total = 0;
-  int64_t count = 0;
-  while (auto batch = loader.next()) {
-    if (batch->size() < 2) continue;  // a lone pair has no negatives
-    auto enc =
-        tokenizer_->encode_batch(batch->texts, options_.max_length(), text::Padding::kLongest);
-    auto [v, u] =
-        model_->forward(batch->images.to(options_.device()), enc.input_ids.to(options_.device()),
-                        enc.attention_mask.to(options_.device()));
-    const double loss =
-        objective_loss(v.to(torch::kFloat), u.to(torch::kFloat), nullptr).item<double>();
-    total += loss * static_cast<double>(batch->size());
-    count += batch->size();
+  // The set is scored in consecutive global batches of batch_size * world_size pairs (the last one
+  // shorter), each split into contiguous rank shards: the same batches, hence the same loss, as one
+  // process with a world_size times larger batch_size.
+  const int64_t n = val_->size();
+  const int64_t global = options_.batch_size() * ctx.world_size();
+  std::vector<int64_t> mine;
+  std::vector<int64_t> local_sizes;
+  for (int64_t begin = 0; begin < n; begin += global) {
+    const auto shard = dist::shard_range(std::min(global, n - begin), ctx.rank(), ctx.world_size());
+    for (int64_t i = shard.begin; i < shard.end; ++i) mine.push_back(begin + i);
+    local_sizes.push_back(shard.size());
   }
+  std::unique_ptr<data::Loader> loader;
+  if (!mine.empty()) {
+    loader = std::make_unique<data::Loader>(
+        std::make_shared<IndexView>(val_, std::move(mine), options_.seed() + 1),
+        data::LoaderOptions()
+            .batch_size(options_.batch_size())
+            .shuffle(false)
+            .drop_last(false)
+            .seed(options_.seed() + 1)
+            .workers(options_.workers()));
+  }
+  const bool global_loss = options_.objective() == Objective::kConVIRT;
+  double total = 0;  // loss * pairs; for the global loss, counted on rank 0 only
+  double count = 0;
+  for (const int64_t local_size : local_sizes) {
+    data::Batch batch;
+    if (local_size > 0) {
+      auto next = loader->next();
+      CONVIRT_CHECK(next.has_value(), "the validation loader ended early");
+      batch = std::move(*next);
+    }
+    const int64_t pairs =
+        static_cast<int64_t>(sum_over_ranks(ctx, {static_cast<double>(batch.size())})[0]);
+    if (pairs < 2) continue;  // a lone pair has no negatives
+    if (global_loss) {
+      auto [v, u] = embed(batch);
+      const double loss = objective_loss(v, u, nullptr).item<double>();
+      if (ctx.is_main()) {
+        total += loss * static_cast<double>(pairs);
+        count += static_cast<double>(pairs);
+      }
+    } else if (batch.size() >= 2) {
+      auto [v, u] = embed(batch);
+      total += objective_loss(v, u, nullptr).item<double>() * static_cast<double>(batch.size());
+      count += static_cast<double>(batch.size());
+    }
+  }
+  const auto sums = sum_over_ranks(ctx, {total, count});
   model_->train(was_training);
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng_state);
-  }
-  CONVIRT_CHECK(count > 0, "the validation set yielded no batch of at least 2 pairs");
-  return total / static_cast<double>(count);
+  set_cpu_rng_state(rng_state);
+  CONVIRT_CHECK(sums[1] > 0, "the validation set yielded no batch of at least 2 pairs");
+  return sums[0] / sums[1];
 }
 
 void Pretrainer::save_state(const std::string& path) {
+  const auto& ctx = options_.distributed();
+  // Every rank's random stream, so that each one resumes its own (a collective: all ranks are
+  // here).
+  torch::Tensor rng_ranks =
+      torch::stack(ctx.all_gather(cpu_rng_state().to(torch::kLong))).to(torch::kByte);
+  // The other ranks hold the same weights, optimiser state and position: rank 0 writes, and
+  // nobody continues before the file is complete.
+  dist::run_on_main(
+      ctx, [&] { write_state(path, rng_ranks); }, "writing the checkpoint " + path);
+}
+
+void Pretrainer::write_state(const std::string& path, const torch::Tensor& rng_ranks) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model_->save(model_archive);
@@ -226,11 +394,8 @@ void Pretrainer::save_state(const std::string& path) {
   torch::serialize::OutputArchive optim_archive;
   state_->optimizer->save(optim_archive);
   archive.write("optimizer", optim_archive);
-  auto gen = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    archive.write("rng_cpu", gen.get_state());
-  }
+  archive.write("rng_cpu", rng_ranks[0].clone());
+  archive.write("rng_cpu_ranks", rng_ranks);
   const auto pos = state_->loader->position();
   auto i64 = [](int64_t v) { return torch::tensor(v, torch::kLong); };
   archive.write("step", i64(state_->step));
@@ -244,6 +409,7 @@ void Pretrainer::save_state(const std::string& path) {
   archive.write("best_val", torch::tensor(state_->best_val, torch::kDouble));
   archive.write("lr", torch::tensor(state_->lr, torch::kDouble));
   archive.write("objective", torch::tensor(static_cast<int64_t>(options_.objective())));
+  archive.write("world_size", i64(rng_ranks.size(0)));
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_checkpoint_file(path, bytes.str());
@@ -253,8 +419,11 @@ void Pretrainer::load_state(const std::string& path) {
   std::string used;
   std::vector<std::string> problems;
   const std::string payload = read_latest_checkpoint(path, &used, &problems);
-  for (const auto& p : problems)
-    std::fprintf(stderr, "[pretrain] warning: %s; using %s\n", p.c_str(), used.c_str());
+  const auto& ctx = options_.distributed();
+  if (ctx.is_main()) {
+    for (const auto& p : problems)
+      std::fprintf(stderr, "[pretrain] warning: %s; using %s\n", p.c_str(), used.c_str());
+  }
   torch::serialize::InputArchive archive;
   archive.load_from(payload.data(), payload.size(), options_.device());
   auto read_i64 = [&](const char* key) {
@@ -267,6 +436,10 @@ void Pretrainer::load_state(const std::string& path) {
     archive.read(key, t);
     return t.item<double>();
   };
+  // Checkpoints from before distributed training carry no world size: they are single-process.
+  torch::Tensor saved_world;
+  dist::check_resume_world_size(
+      archive.try_read("world_size", saved_world) ? saved_world.item<int64_t>() : 1, ctx);
   CONVIRT_CHECK_VALUE(read_i64("objective") == static_cast<int64_t>(options_.objective()),
                       "checkpoint '", used, "' was written with another objective than '",
                       to_string(options_.objective()), "'");
@@ -282,11 +455,11 @@ void Pretrainer::load_state(const std::string& path) {
   archive.read("optimizer", optim_archive);
   state_->optimizer->load(optim_archive);
   torch::Tensor rng;
-  archive.read("rng_cpu", rng);
-  auto gen = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng.cpu());
+  if (archive.try_read("rng_cpu_ranks", rng)) {
+    set_cpu_rng_state(rng[ctx.rank()].contiguous());
+  } else {
+    archive.read("rng_cpu", rng);
+    set_cpu_rng_state(rng);
   }
   state_->step = read_i64("step");
   state_->evals = read_i64("evals");
@@ -301,16 +474,36 @@ void Pretrainer::load_state(const std::string& path) {
 }
 
 PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& callback) {
+  const auto& ctx = options_.distributed();
+  const bool main = ctx.is_main();
   const fs::path out(options_.out_dir());
   const std::string last_ckpt = (out / "last.ckpt").string();
   const std::string best_model = (out / "best_model.pt").string();
-  if (options_.resume() && checkpoint_exists(last_ckpt)) {
-    load_state(last_ckpt);
-    if (options_.verbose())
-      std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", last_ckpt.c_str(),
-                   static_cast<long long>(state_->step));
+  if (options_.resume()) {
+    // Every rank loads the same checkpoint, so they must all see it (a shared file system).
+    const double seen = sum_over_ranks(ctx, {checkpoint_exists(last_ckpt) ? 1.0 : 0.0})[0];
+    CONVIRT_CHECK(seen == 0 || seen == static_cast<double>(ctx.world_size()), "only ", seen, " of ",
+                  ctx.world_size(), " ranks see the checkpoint ", last_ckpt,
+                  ": out_dir must be on a file system every rank reads");
+    if (seen > 0) {
+      load_state(last_ckpt);
+      if (options_.verbose() && main)
+        std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", last_ckpt.c_str(),
+                     static_cast<long long>(state_->step));
+    }
   }
-  JsonLinesWriter log((out / "metrics.jsonl").string());
+  // Only rank 0 writes the metrics; the other ranks compute the same global values anyway.
+  std::unique_ptr<JsonLinesWriter> log;
+  if (main) {
+    log = std::make_unique<JsonLinesWriter>((out / "metrics.jsonl").string());
+    // Steps after the checkpoint are redone: their old records (from the run that died) go, so
+    // each step is logged once.
+    log->drop_records_after(state_->step);
+  }
+  auto write_log = [&](const MetricRecord& record) {
+    if (log) log->write(record);
+  };
+  const bool print = options_.verbose() && main;
   int64_t total_steps = options_.max_steps();
   if (options_.max_evals() > 0) {
     const int64_t by_evals = options_.max_evals() * options_.eval_every();
@@ -330,22 +523,27 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       state_->best_val = val;
       state_->best_step = state_->step;
       state_->evals_without_improvement = 0;
-      const std::string tmp = best_model + ".tmp";
-      io::save_convirt(*model_, tmp);
-      fs::rename(tmp, best_model);
+      dist::run_on_main(
+          ctx,
+          [&] {
+            const std::string tmp = best_model + ".tmp";
+            io::save_convirt(*model_, tmp);
+            fs::rename(tmp, best_model);
+          },
+          "writing " + best_model);
     } else if (++state_->evals_without_improvement >= options_.lr_patience()) {
       state_->lr *= options_.lr_decay();
       for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(state_->lr);
       state_->evals_without_improvement = 0;
     }
     save_state(last_ckpt);
-    log.write({{"type", std::string("eval")},
+    write_log({{"type", std::string("eval")},
                {"step", state_->step},
                {"val_loss", val},
                {"best_val_loss", state_->best_val},
                {"lr", state_->lr},
                {"improved", int64_t{improved}}});
-    if (options_.verbose())
+    if (print)
       std::fprintf(stderr, "[pretrain] eval %lld at step %lld: val loss %.4f (best %.4f at %lld)\n",
                    static_cast<long long>(state_->evals), static_cast<long long>(state_->step), val,
                    state_->best_val, static_cast<long long>(state_->best_step));
@@ -359,6 +557,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
 
   std::string stop_reason;
   for (;;) {
+    // Rules every rank evaluates alike (the counters are the same everywhere) ...
     if (options_.max_steps() > 0 && state_->step >= options_.max_steps()) {
       stop_reason = "max_steps";
       break;
@@ -367,38 +566,52 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       stop_reason = "max_evals";
       break;
     }
-    if (options_.max_seconds() > 0 && meter.elapsed_seconds() >= options_.max_seconds()) {
+    // ... and the ones that are per process (a clock, a signal, a callback), agreed on so that
+    // all ranks stop at the same step.
+    const auto flags = sum_over_ranks(
+        ctx, {options_.max_seconds() > 0 && meter.elapsed_seconds() >= options_.max_seconds() ? 1.0
+                                                                                              : 0.0,
+              stop_requested_.load() ? 1.0 : 0.0});
+    if (flags[0] > 0) {
       stop_reason = "max_seconds";
       break;
     }
-    if (stop_requested_.load()) {
+    if (flags[1] > 0) {
       stop_reason = "stop requested";
       break;
     }
 
     data::Batch batch = state_->loader->next_batch();
-    if (batch.size() < 2) {  // bad samples left too few pairs to contrast: skip, counted
+    // Bad samples make a rank's shard smaller; the step is skipped (everywhere, counted) when the
+    // global batch has too few pairs left to contrast.
+    const int64_t pairs =
+        static_cast<int64_t>(sum_over_ranks(ctx, {static_cast<double>(batch.size())})[0]);
+    if (pairs < 2) {
       ++state_->step;
       ++state_->skipped;
       continue;
     }
-    auto enc =
-        tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
+    // The binary objective is local: a rank left with fewer than 2 pairs sits this step out (its
+    // gradient counts as zeros).
+    const bool local_loss = options_.objective() == Objective::kConVIRT || batch.size() >= 2;
     StepMetrics m;
     state_->optimizer->zero_grad();
     torch::Tensor loss;
-    {
+    if (local_loss) {
       CudaAutocast scope(autocast);
-      auto [v, u] =
-          model_->forward(batch.images.to(options_.device()), enc.input_ids.to(options_.device()),
-                          enc.attention_mask.to(options_.device()));
-      loss = objective_loss(v.to(torch::kFloat), u.to(torch::kFloat), &m);
+      auto [v, u] = embed(batch);
+      loss = objective_loss(v, u, &m);
     }
     ++state_->step;
-    if (!std::isfinite(m.loss)) {
+    // Agreed on by all ranks (a local loss can go bad on one of them): skip together or not at
+    // all. The global InfoNCE value is the same everywhere; the binary one is averaged for the log.
+    const double loss_sum = sum_over_ranks(ctx, {local_loss ? m.loss : 0.0})[0];
+    if (options_.objective() == Objective::kContrastiveBinary)
+      m.loss = loss_sum / static_cast<double>(ctx.world_size());
+    if (!std::isfinite(loss_sum)) {
       ++state_->skipped;
       ++state_->consecutive_bad;
-      log.write({{"type", std::string("skipped")},
+      write_log({{"type", std::string("skipped")},
                  {"step", state_->step},
                  {"reason", std::string("non-finite loss")}});
       CONVIRT_CHECK(state_->consecutive_bad < options_.max_bad_steps(),
@@ -408,13 +621,16 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       continue;
     }
     state_->consecutive_bad = 0;
-    loss.backward();
+    if (local_loss) loss.backward();
+    // Every rank now holds the same (global) gradient, so every rank takes the same step.
+    if (state_->sync) state_->sync->synchronize();
     if (options_.grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(state_->optimizer->param_groups()[0].params(),
                                         options_.grad_clip_norm());
     }
     state_->optimizer->step();
-    meter.update(state_->step, batch.size());
+    broadcast_buffers(*model_, ctx);
+    meter.update(state_->step, pairs);
 
     if (state_->step % options_.log_every() == 0) {
       m.step = state_->step;
@@ -425,7 +641,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
         const double left = options_.max_seconds() - meter.elapsed_seconds();
         m.eta_seconds = m.eta_seconds < 0 ? left : std::min(m.eta_seconds, left);
       }
-      log.write({{"type", std::string("train")},
+      write_log({{"type", std::string("train")},
                  {"step", m.step},
                  {"loss", m.loss},
                  {"loss_image_to_text", m.image_to_text},
@@ -435,7 +651,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"lr", m.learning_rate},
                  {"images_per_s", m.images_per_second},
                  {"elapsed_s", meter.elapsed_seconds()}});
-      if (options_.verbose()) {
+      if (print) {
         char acc[64] = "";
         if (options_.objective() == Objective::kConVIRT) {
           std::snprintf(acc, sizeof(acc), " | acc i2t %.2f t2i %.2f", m.image_to_text_accuracy,
@@ -464,29 +680,39 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
     // A finished run that stopped between evaluations still evaluates where it stopped.
     evaluate_and_checkpoint();
   }
-  // The model leaves holding the best-validation weights.
-  if (fs::exists(best_model)) {
-    auto best = io::load_convirt(best_model);
-    copy_weights(*best, *model_);
+  // The model leaves holding the best-validation weights: rank 0 reads them and hands them on,
+  // so the other ranks need not see its files.
+  const double have_best = sum_over_ranks(ctx, {main && fs::exists(best_model) ? 1.0 : 0.0})[0];
+  if (have_best > 0) {
+    if (main) {
+      auto best = io::load_convirt(best_model);
+      copy_weights(*best, *model_);
+    }
+    dist::broadcast_module_state(*model_, ctx);
   }
   result.steps = state_->step;
   result.evaluations = state_->evals;
   result.best_val_loss = state_->best_val;
   result.best_step = state_->best_step;
   result.skipped_steps = state_->skipped;
-  result.bad_samples = state_->loader->bad_samples().count();
+  result.bad_samples = static_cast<int64_t>(
+      sum_over_ranks(ctx, {static_cast<double>(state_->loader->bad_samples().count())})[0]);
   result.best_checkpoint = best_model;
   result.stop_reason = stop_reason;
-  log.write({{"type", std::string("done")},
+  write_log({{"type", std::string("done")},
              {"steps", result.steps},
              {"evaluations", result.evaluations},
              {"best_val_loss", result.best_val_loss},
              {"best_step", result.best_step},
              {"skipped_steps", result.skipped_steps},
              {"bad_samples", result.bad_samples},
+             {"world_size", ctx.world_size()},
              {"stop_reason", stop_reason}});
-  if (result.bad_samples > 0 && options_.verbose())
-    std::fprintf(stderr, "[pretrain] %s\n", state_->loader->bad_samples().summary().c_str());
+  if (state_->loader->bad_samples().count() > 0 && options_.verbose()) {
+    const std::string who = ctx.is_distributed() ? "rank " + std::to_string(ctx.rank()) + ": " : "";
+    std::fprintf(stderr, "[pretrain] %s%s\n", who.c_str(),
+                 state_->loader->bad_samples().summary().c_str());
+  }
   return result;
 }
 

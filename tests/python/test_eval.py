@@ -1,7 +1,6 @@
 """convirt.eval against scikit-learn / NumPy references (run with /usr/bin/python3 -m pytest,
 PYTHONPATH=build/python)."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -101,3 +100,148 @@ def test_scatter_svg(tmp_path):
     ev.write_scatter_svg(path, [("ConVIRT", pts, lab)], title="t", category_names=["a", "b"])
     text = open(path).read()
     assert text.count("<circle") == 12 and ">a</text>" in text
+
+
+# -- evaluate(config): the paper's protocols from a checkpoint -----------------------------------
+
+@pytest.fixture(scope="module")
+def eval_fixture(tmp_path_factory):
+    data = pytest.importorskip("convirt.data")
+    models = pytest.importorskip("convirt.models")
+    text = pytest.importorskip("convirt.text")
+    root = tmp_path_factory.mktemp("evaluate")
+    summary = data.generate_synthetic(root / "data", train_studies=1, validate_studies=1,
+                                      test_studies=1, chexpert_train=40, chexpert_valid=16,
+                                      retrieval_candidates=3, retrieval_image_queries=1,
+                                      retrieval_text_queries=2, image_size=32, seed=2, threads=2)
+    torch.manual_seed(0)
+    model = models.make("small")
+    model.save(str(root / "random.pt"))
+    queries = [q["text"] for q in data.RetrievalSet(summary["retrieval_dir"],
+                                                      image_root=summary["chexpert_root"]).text_queries]
+    vocab = text.build_wordpiece_vocab(queries, vocab_size=200, min_frequency=1)
+    text.save_vocab(vocab, str(root / "vocab.txt"))
+    return {"summary": summary, "model": root / "random.pt", "vocab": root / "vocab.txt", "root": root}
+
+
+def test_evaluate_linear_protocol(eval_fixture):
+    s = eval_fixture["summary"]
+    runs = []
+    out = ev.evaluate({"model": eval_fixture["model"], "protocol": "linear", "dataset": "chexpert",
+                       "train_csv": s["chexpert_train_csv"], "test_csv": s["chexpert_valid_csv"],
+                       "fractions": [0.5, 1.0], "seeds": 2, "max_epochs": 2, "image_size": 32,
+                       "workers": 1, "out": eval_fixture["root"] / "linear.json"},
+                      callback=runs.append, name="random-init")
+    assert [r["run"] for r in runs] == [1, 2, 3, 4] and all(r["total_runs"] == 4 for r in runs)
+    assert all(0.0 <= r["metric"] <= 1.0 and r["protocol"] == "linear" for r in runs)
+    cell = out["results"].classification("linear", "random-init", "CheXpert", ev.fraction_key(1.0))
+    assert cell is not None and 0.0 <= cell[0] <= 100.0
+    assert "random-init" in out["table"]
+    saved = ev.Results.load(str(eval_fixture["root"] / "linear.json"))
+    assert saved.classification("linear", "random-init", "CheXpert", ev.fraction_key(0.5)) is not None
+
+
+def test_evaluate_callback_error_stops_the_sweep(eval_fixture):
+    s = eval_fixture["summary"]
+    calls = []
+
+    def boom(run):
+        calls.append(run)
+        raise RuntimeError("stop the sweep")
+
+    with pytest.raises(RuntimeError, match="stop the sweep"):
+        ev.evaluate(model=eval_fixture["model"], train_csv=s["chexpert_train_csv"],
+                    test_csv=s["chexpert_valid_csv"], fractions=[1.0], seeds=3, max_epochs=1,
+                    workers=1, callback=boom)
+    assert len(calls) == 1
+
+
+def test_evaluate_retrieval(eval_fixture):
+    s = eval_fixture["summary"]
+    out = ev.evaluate({"model": eval_fixture["model"], "protocol": "retrieval",
+                       "retrieval_dir": s["retrieval_dir"], "image_root": s["chexpert_root"],
+                       "vocab": eval_fixture["vocab"], "ks": [1, 3], "method_name": "rand"})
+    r = out["results"]
+    for direction in ("image_image", "text_image"):
+        for k in (1, 3):
+            mean, _ = r.retrieval("rand", direction, k)
+            assert 0.0 <= mean <= 100.0
+    assert "rand" in out["table"]
+
+
+def test_evaluate_config_errors(eval_fixture, tmp_path):
+    s = eval_fixture["summary"]
+    base = {"model": eval_fixture["model"], "train_csv": s["chexpert_train_csv"],
+            "test_csv": s["chexpert_valid_csv"]}
+    with pytest.raises(ValueError, match="unknown config keys \\['epochs'\\]"):
+        ev.evaluate(base, epochs=3)
+    with pytest.raises(ValueError, match="model"):
+        ev.evaluate({"train_csv": "x"})
+    with pytest.raises(ValueError, match="protocol"):
+        ev.evaluate(base, protocol="knn")
+    with pytest.raises(ValueError, match="dataset"):
+        ev.evaluate(base, dataset="imagenet")
+    with pytest.raises(ValueError, match="retrieval_dir"):
+        ev.evaluate(base, protocol="retrieval")
+    with pytest.raises((ValueError, RuntimeError), match="nope.pt"):
+        ev.evaluate(base, model=tmp_path / "nope.pt")
+    with pytest.raises(TypeError, match="callback"):
+        ev.evaluate(base, callback=1)
+
+
+def test_evaluate_ctrl_c_stops_after_the_current_run(eval_fixture):
+    """SIGINT while the sweep computes in C++ (GIL released) ends it at the next finished run."""
+    import os
+    import signal
+    import threading
+    s = eval_fixture["summary"]
+    runs = []
+    timers = []
+
+    def on_run(run):
+        runs.append(run)
+        if len(runs) == 1:  # the images are loaded: interrupt the runs that follow
+            timers.append(threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ev.evaluate(model=eval_fixture["model"], train_csv=s["chexpert_train_csv"],
+                        test_csv=s["chexpert_valid_csv"], fractions=[1.0], seeds=2000, max_epochs=1,
+                        workers=1, callback=on_run)
+    finally:
+        for t in timers:
+            t.cancel()
+    assert 1 <= len(runs) < 2000
+
+
+def test_group_and_ranking_metrics_match_references():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.rand(40, generator=g, dtype=torch.float64)
+    groups = torch.arange(40) // 4
+    targets = (groups % 3 == 0).long()
+    means, ids = ev.group_mean(scores, groups)
+    assert torch.equal(ids, torch.arange(10))
+    assert torch.allclose(means, scores.view(10, 4).mean(1))
+    assert ev.grouped_roc_auc(scores, targets, groups) == pytest.approx(
+        sk.roc_auc_score(targets.view(10, 4)[:, 0].numpy(), means.numpy()))
+    q, c = torch.randn(6, 5, generator=g), torch.randn(9, 5, generator=g)
+    sim = ev.cosine_similarity_matrix(q, c)
+    ref = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(c, dim=1).t()
+    assert torch.allclose(sim, ref, atol=1e-6)
+    ql, cl = torch.arange(6) % 3, torch.arange(9) % 3
+    at = ev.precision_at_ks(sim, ql, cl, [1, 3, 9])
+    assert at == {k: pytest.approx(ev.precision_at_k(sim, ql, cl, k)) for k in (1, 3, 9)}
+    assert at[9] == pytest.approx(1 / 3)
+
+
+def test_small_helpers():
+    mean, std = ev.summarize([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and std == pytest.approx(1.0)
+    data = pytest.importorskip("convirt.data")
+    assert ev.chexpert_8x200_categories() == data.retrieval_categories()
+    svg = ev.render_scatter_svg([("a", torch.randn(10, 2), torch.arange(10) % 2)], title="t",
+                                category_names=["x", "y"])
+    assert svg.startswith("<svg") or "<svg" in svg[:200]
+    assert ev.PROTOCOLS == ("linear", "finetune", "retrieval")
+    assert ev.EVALUATE_DEFAULTS["model"] is None and "retrieval_dir" in ev.EVALUATE_DEFAULTS

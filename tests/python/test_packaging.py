@@ -24,7 +24,7 @@ pip_install = pytest.mark.skipif(os.environ.get("CONVIRT_TEST_PIP_INSTALL") != "
 SMOKE = textwrap.dedent("""
     import os, sys
     import torch
-    import convirt, convirt.image, convirt.text, convirt.transforms
+    import convirt, convirt.image, convirt.text, convirt.transforms, convirt.data
     assert "site-packages" in convirt.__file__, convirt.__file__
     print("version", convirt.__version__, "cuda", convirt.cuda_kernels_available)
     v = torch.randn(8, 16, requires_grad=True)
@@ -36,9 +36,10 @@ SMOKE = textwrap.dedent("""
     assert x.shape == (1, 32, 32)
     tok = convirt.text.WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "effusion"])
     assert tok.encode("no effusion") == [2, 5, 6, 3]
+    assert convirt.data.synthetic_example(0, image_size=32)["image"].shape == (1, 32, 32)
     pkg = os.path.dirname(convirt.__file__)
     names = os.listdir(pkg)
-    assert "py.typed" in names and "transforms.pyi" in names, names
+    assert "py.typed" in names and "transforms.pyi" in names and "data.pyi" in names, names
     assert any(n.startswith("libconvirt_core.so") for n in names), names
     print("OK")
 """)
@@ -103,7 +104,8 @@ def _stub_functions(path):
     return names, params
 
 
-@pytest.mark.parametrize("module", ["image", "transforms", "text", "loss", "train"])
+@pytest.mark.parametrize("module", ["image", "transforms", "text", "loss", "train", "models", "data",
+                                    "eval", "dist"])
 def test_stubs_cover_public_api(module):
     import importlib
     import inspect
@@ -148,3 +150,29 @@ def test_examples_run(tmp_path):
     out = run([sys.executable, os.path.join(examples, "use_with_torchvision.py"), "--state-dict",
                str(state_dict), "--epochs", "2", "--image-size", "32"], env=env, capture_output=True)
     assert "linear probe on the frozen encoder" in out.stdout
+    out = run([sys.executable, os.path.join(examples, "pretrain_and_evaluate.py"), "--out",
+               str(tmp_path / "e2e"), "--studies", "24", "--steps", "2", "--seeds", "1",
+               "--image-size", "32"], env=env, capture_output=True)
+    assert "pretrained: 2 steps" in out.stdout and "| convirt |" in out.stdout, out.stdout
+
+
+# torch.compile: the loss module compiles where the installed torch has it (a feature test).
+
+@pytest.mark.skipif(not hasattr(__import__("torch"), "compile"),
+                    reason="torch.compile needs torch >= 2.0; the installed torch has none")
+def test_infonce_loss_under_torch_compile():
+    """aot_eager traces the module with fake tensors (the registered fake kernels) and runs the
+    real ops; loss and gradients must equal eager mode's."""
+    import torch
+    import convirt
+    torch.manual_seed(0)
+    v = torch.randn(6, 8, requires_grad=True)
+    u = torch.randn(6, 8, requires_grad=True)
+    crit = convirt.InfoNCELoss(temperature=0.1, image_to_text_weight=0.75)
+    eager = crit(v, u)
+    gv, gu = torch.autograd.grad(eager, (v, u))
+    compiled = torch.compile(crit, backend="aot_eager")
+    loss = compiled(v, u)
+    cv, cu = torch.autograd.grad(loss, (v, u))
+    assert torch.allclose(loss, eager, atol=1e-6)
+    assert torch.allclose(cv, gv, atol=1e-6) and torch.allclose(cu, gu, atol=1e-6)

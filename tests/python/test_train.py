@@ -90,13 +90,105 @@ def test_ctrl_c_leaves_a_checkpoint_and_resumes(corpus, tmp_path):
 
 
 def test_config_errors(corpus, tmp_path):
-    with pytest.raises(ValueError, match="unknown config keys \\['lr'\\]"):
-        train.pretrain(config(corpus, tmp_path, lr=0.1))
-    with pytest.raises(ValueError, match="missing required config keys \\['vocab'\\]"):
-        train.pretrain(config(corpus, tmp_path, vocab=None))
+    with pytest.raises(ValueError, match="unknown config keys \\['lrate'\\]"):
+        train.pretrain(config(corpus, tmp_path, lrate=0.1))
+    with pytest.raises(ValueError, match="missing required config keys \\['out_dir'\\]"):
+        train.pretrain(config(corpus, None))
+    with pytest.raises(ValueError, match="vocab is required"):
+        train.pretrain(config(corpus, tmp_path, vocab=""))
+    with pytest.raises(ValueError, match="not both"):
+        train.pretrain(config(corpus, tmp_path, data=corpus))
+    with pytest.raises(ValueError, match="given twice"):
+        train.pretrain(config(corpus, tmp_path, lr=0.1))  # config() sets learning_rate
     with pytest.raises(ValueError, match="objective"):
         train.pretrain(config(corpus, tmp_path, objective="triplet"))
     with pytest.raises(TypeError, match="callback must be callable"):
         train.pretrain(config(corpus, tmp_path), callback=3)
     with pytest.raises((ValueError, RuntimeError), match="nope.txt"):
         train.pretrain(config(corpus, tmp_path, vocab=tmp_path / "nope.txt"))
+
+
+@pytest.fixture(scope="module")
+def mimic_root(tmp_path_factory):
+    data = pytest.importorskip("convirt.data")
+    out = tmp_path_factory.mktemp("mimic")
+    summary = data.generate_synthetic(out, train_studies=16, validate_studies=4, test_studies=1,
+                                      chexpert_train=1, chexpert_valid=1, retrieval_candidates=1,
+                                      retrieval_image_queries=1, retrieval_text_queries=1,
+                                      image_size=32, seed=1, threads=2)
+    return summary["mimic_root"]
+
+
+def test_pretrain_from_mimic_root_with_cli_keys(mimic_root, tmp_path):
+    """The keys of `convirt pretrain --data ROOT` (its config-file form): vocabulary built from the
+    corpus, the small model sized to it, model.pt written at the end."""
+    models = pytest.importorskip("convirt.models")
+    out = tmp_path / "run"
+    seen = []
+    cli_config = {"pretrain": {"data": str(mimic_root), "out": str(out), "preset": "small",
+                               "vocab-size": 150, "image-size": 32, "batch-size": 4, "max-steps": 3,
+                               "eval-every": 2, "log-every": 1, "workers": 0, "lr": 1e-3,
+                               "threads": 1}}
+    result = train.pretrain(cli_config, callback=seen.append, verbose=False)
+    assert result["steps"] == 3 and not result["interrupted"]
+    assert result["vocab"] == str(out / "vocab.txt")
+    vocab = (out / "vocab.txt").read_text().splitlines()
+    assert 20 < len(vocab) <= 150
+    model = models.load(result["model"])
+    cfg = models.read_config(result["model"])
+    assert cfg["bert"]["config"]["vocab_size"] == len(vocab)
+    assert model.output_dim > 0 and any(m["is_eval"] for m in seen)
+    # Resuming with the built vocabulary reuses it (same file, same ids).
+    again = train.pretrain(cli_config, verbose=False, max_steps=4)
+    assert again["steps"] == 4 and (out / "vocab.txt").read_text().splitlines() == vocab
+
+
+def test_pretrain_from_missing_root(tmp_path):
+    with pytest.raises(ValueError, match="nothing"):
+        train.pretrain(out_dir=tmp_path / "o", data=tmp_path / "nothing", verbose=False)
+
+
+def test_defaults_and_cli_aliases():
+    assert train.PRETRAIN_DEFAULTS["out_dir"] is None and train.PRETRAIN_DEFAULTS["data"] == ""
+    for cli, key in train.PRETRAIN_ALIASES.items():
+        assert key in train.PRETRAIN_DEFAULTS, (cli, key)
+
+
+def test_pretrain_on_two_ranks_under_the_launcher(mimic_root, tmp_path):
+    """`convirt.train.pretrain` joins the job the torchrun variables describe: two ranks share the
+    vocabulary rank 0 builds, train in lockstep, and only rank 0 writes model.pt and the metrics."""
+    import json
+    import subprocess  # noqa: F401  (the launcher forks; nothing else needed)
+    import sys
+
+    import convirt
+    dist = pytest.importorskip("convirt.dist")
+    if not dist.gloo_available():
+        pytest.skip("this build of convirt.dist has no Gloo")
+    out = tmp_path / "run"
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "import convirt\n"
+        f"r = convirt.train.pretrain(data={str(mimic_root)!r}, out_dir={str(out)!r}, model='small',\n"
+        "    vocab_size=150, image_size=32, batch_size=2, max_steps=3, eval_every=3, log_every=1,\n"
+        "    workers=0, threads=1, learning_rate=1e-3, verbose=False)\n"
+        f"json.dump(r, open({str(tmp_path)!r} + '/rank' + os.environ['RANK'] + '.json', 'w'))\n")
+    env_before = dict(os.environ)
+    os.environ["PYTHONPATH"] = os.path.dirname(os.path.dirname(convirt.__file__))
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["CONVIRT_DIST_TIMEOUT"] = "60"
+    try:
+        rc = dist.launch([sys.executable, str(script)], nproc=2)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    assert rc == 0
+    r0 = json.load(open(tmp_path / "rank0.json"))
+    r1 = json.load(open(tmp_path / "rank1.json"))
+    assert r0["steps"] == r1["steps"] == 3
+    assert r0["best_val_loss"] == pytest.approx(r1["best_val_loss"], rel=1e-6)
+    assert r0["model"] == str(out / "model.pt") and (out / "model.pt").exists()
+    assert r1["model"] == ""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(rec.get("world_size") == 2 for rec in records)

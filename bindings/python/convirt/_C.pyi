@@ -12,5 +12,8 @@ def __getattr__(name: str) -> Any: ...
 
 text: ModuleType
 image: ModuleType
+models: ModuleType
+data: ModuleType
 eval: ModuleType
 train: ModuleType
+dist: ModuleType

@@ -5,7 +5,8 @@ everything else (tokenizer, transforms, datasets, models, trainer, evaluation) i
 
 Submodules: ``convirt.text`` (WordPiece tokenizer, report parsing), ``convirt.image`` and
 ``convirt.transforms`` (decoding and the paper's augmentation), ``convirt.models`` (encoders, checkpoints,
-torchvision / Hugging Face export), ``convirt.eval`` (metrics, linear protocol, retrieval, t-SNE),
+torchvision / Hugging Face export), ``convirt.data`` (dataset readers as torch Datasets, the loader,
+the synthetic generator), ``convirt.eval`` (metrics, linear protocol, retrieval, t-SNE),
 ``convirt.train`` (the C++ pretrainer), ``convirt.dist`` (global negatives across processes).
 """
 import torch as _torch  # noqa: F401  (loads libtorch before the extension)
@@ -14,7 +15,7 @@ from . import _C
 from ._C import __version__, cuda_kernels_available, default_num_threads, set_num_threads
 from . import _fake
 from .loss import InfoNCELoss, InfoNCEOutput, infonce_loss
-from . import text, image, transforms, models, eval, train, dist  # noqa: E402
+from . import text, image, transforms, models, data, eval, train, dist  # noqa: E402
 
 _fake.register()
 
@@ -30,6 +31,7 @@ __all__ = [
     "image",
     "transforms",
     "models",
+    "data",
     "eval",
     "train",
     "dist",

@@ -14,7 +14,7 @@ process's gradient for these rows, so summing parameter gradients over ranks
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Sequence, Union
 
 import torch
 import torch.distributed as _tdist

@@ -7,10 +7,18 @@ Example::
     auc = ev.roc_auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]))  # 0.75
     r = ev.linear_probe((x_tr, y_tr), (x_va, y_va), (x_te, y_te), learning_rate=1e-3)
     print(r["test_metric"])
+
+The paper's experiments from a config, as ``convirt eval linear|finetune|retrieval`` runs them::
+
+    out = ev.evaluate({"model": "runs/demo/pretrain-convirt/model.pt", "protocol": "linear",
+                       "dataset": "chexpert", "train_csv": ".../train.csv", "test_csv": ".../valid.csv",
+                       "fractions": [0.1, 1.0], "seeds": 2}, callback=print)
+    print(out["table"])
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import os
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -33,8 +41,58 @@ __all__ = [
     "Results", "roc_auc", "multilabel_roc_auc", "accuracy", "grouped_roc_auc", "group_mean",
     "precision_at_k", "precision_at_ks", "cosine_similarity_matrix", "retrieval_precision",
     "tsne", "knn_label_agreement", "render_scatter_svg", "write_scatter_svg", "linear_probe",
-    "fraction_key", "summarize", "chexpert_8x200_categories",
+    "fraction_key", "summarize", "chexpert_8x200_categories", "evaluate", "EVALUATE_DEFAULTS",
+    "PROTOCOLS",
 ]
+
+#: The protocols :func:`evaluate` runs.
+PROTOCOLS: Tuple[str, ...] = ("linear", "finetune", "retrieval")
+
+#: Every :func:`evaluate` config key with its default (``None``: required; "" / 0 / empty: the
+#: paper's value or "not used"). Classification keys follow ``convirt::pipeline::EvaluateOptions``;
+#: ``retrieval_dir``, ``vocab`` and ``ks`` are for the retrieval protocol; ``out`` writes results.json.
+EVALUATE_DEFAULTS: Dict[str, Any] = {
+    "model": None,              # convirt checkpoint (model.pt of convirt pretrain / train.pretrain)
+    "protocol": "linear",       # "linear", "finetune" or "retrieval"
+    "method_name": "",          # row name in the tables; "" = the checkpoint's file stem
+    "dataset": "chexpert",      # "chexpert", "rsna", "covidx", "mura" (classification)
+    "train_csv": "",            # CheXpert train.csv
+    "test_csv": "",             # CheXpert test CSV (valid.csv)
+    "image_root": "",           # folder the CSV paths are relative to (CheXpert, retrieval)
+    "data_root": "",            # RSNA / COVIDx / MURA folder
+    "labels": [],               # CheXpert label columns; empty = the paper's five
+    "uncertain": "zeros",       # CheXpert uncertain labels: "zeros", "ones", "ignore"
+    "mura_level": "patient",
+    "val_fraction": 0.15,
+    "test_fraction": 0.1,
+    "split_seed": 0,
+    "fractions": [],            # label fractions; empty = the paper's
+    "seeds": 5,
+    "first_seed": 0,
+    "learning_rate": 0.0,       # 0 = the paper's
+    "batch_size": 64,
+    "max_epochs": 100,
+    "max_steps": 0,
+    "warmup_steps": 200,
+    "warmup_learning_rate": 1e-3,
+    "image_size": 0,            # 0 = the checkpoint's
+    "data_mode": "auto",        # "auto", "memory", "stream"
+    "max_memory_bytes": 4 << 30,
+    "threads": 0,
+    "workers": 2,
+    "verbose": False,
+    "retrieval_dir": "",        # 8x200-style folder (retrieval)
+    "vocab": "",                # the model's vocab.txt: adds text->image retrieval
+    "ks": [5, 10, 50],          # Precision@k of the retrieval protocol
+    "out": "",                  # write the results (results.json format) here
+}
+
+#: Command-line option names of ``convirt eval`` and the keys they stand for.
+_EVALUATE_ALIASES = {"name": "method_name", "model_path": "model"}
+_EVALUATE_PATHS = ("model", "train_csv", "test_csv", "image_root", "data_root", "retrieval_dir",
+                   "vocab", "out")
+_RETRIEVAL_KEYS = ("model", "retrieval_dir", "image_root", "vocab", "method_name", "image_size",
+                   "ks", "workers", "threads")
 
 
 def multilabel_roc_auc(scores: torch.Tensor, targets: torch.Tensor,
@@ -89,3 +147,64 @@ def linear_probe(train, val, test, **options) -> Dict[str, object]:
     weight_decay, dropout, batch_size, lr_patience, lr_decay, early_stop_patience, max_epochs,
     max_steps, seed, num_threads."""
     return _C_eval.linear_probe(_split(train), _split(val), _split(test), **options)
+
+
+def _evaluate_config(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    merged: Dict[str, Any] = {}
+    for source in (config, overrides):
+        for key, value in source.items():
+            if not isinstance(key, str):
+                raise TypeError(f"evaluate: config keys must be str, got {type(key).__name__}")
+            k = key.replace("-", "_")
+            merged[_EVALUATE_ALIASES.get(k, k)] = value
+    unknown = sorted(set(merged) - set(EVALUATE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"evaluate: unknown config keys {unknown}; known: {sorted(EVALUATE_DEFAULTS)}")
+    args = {k: merged.get(k, v) for k, v in EVALUATE_DEFAULTS.items()}
+    if args["model"] is None:
+        raise ValueError("evaluate: missing required config key 'model' (a convirt checkpoint)")
+    if args["protocol"] not in PROTOCOLS:
+        raise ValueError(f"evaluate: protocol must be one of {list(PROTOCOLS)}, got {args['protocol']!r}")
+    for key in _EVALUATE_PATHS:
+        args[key] = os.fspath(args[key])
+    args["labels"] = [str(x) for x in args["labels"]]
+    args["fractions"] = [float(x) for x in args["fractions"]]
+    args["ks"] = [int(x) for x in args["ks"]]
+    return args
+
+
+def evaluate(config: Optional[Mapping[str, Any]] = None,
+             callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+             **overrides: Any) -> Dict[str, Any]:
+    """Runs one of the paper's evaluation protocols on a pretrained checkpoint, from a config.
+
+    ``protocol`` "linear" or "finetune": ``convirt::pipeline::evaluate``, a label-fraction x seed sweep
+    on CheXpert, RSNA, COVIDx or MURA (Table 1); ``callback(run)`` gets a dict after each run
+    (method, task, protocol, fraction, seed, run, total_runs, metric, train_examples, streamed,
+    seconds). ``protocol`` "retrieval": zero-shot Precision@k on an 8x200-style set (Table 2),
+    image->image and, with ``vocab``, text->image; ``callback`` is not called. Keys as in
+    :data:`EVALUATE_DEFAULTS` (``overrides`` win; ``convirt eval`` option names work too).
+
+    The C++ work runs with the GIL released. Ctrl-C stops a sweep after the current run and raises
+    ``KeyboardInterrupt``; an exception raised by the callback stops it and is re-raised.
+
+    Returns a dict: ``results`` (:class:`Results`, cells in percent), ``table`` (the Markdown table),
+    ``out`` (the results.json written, or "").
+    """
+    args = _evaluate_config(config or {}, overrides)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    out = args.pop("out")
+    if args["protocol"] == "retrieval":
+        if not args["retrieval_dir"]:
+            raise ValueError("evaluate: protocol 'retrieval' needs retrieval_dir (an 8x200-style folder)")
+        results = _C_eval.evaluate_retrieval(**{k: args[k] for k in _RETRIEVAL_KEYS})
+        table = results.format_retrieval_table()
+    else:
+        classification = {k: v for k, v in args.items()
+                          if k not in ("retrieval_dir", "vocab", "ks")}
+        results = _C_eval.evaluate_classification(classification, callback)
+        table = results.format_classification_table(args["protocol"])
+    if out:
+        results.save(out)
+    return {"results": results, "table": table, "out": out}

@@ -57,11 +57,14 @@ def read_config(path: str) -> Dict[str, Any]:
 
 
 def preset_config(name: str) -> Dict[str, Any]:
+    """The ModelConfig of a named preset (``preset_names()``) as a dict, e.g. to edit and pass to
+    :func:`make`."""
     return json.loads(_models.preset_config(name))
 
 
 def write_safetensors(path: str, tensors: Dict[str, torch.Tensor],
                       metadata: Optional[Dict[str, str]] = None) -> None:
+    """Writes ``tensors`` (and string ``metadata``) as a safetensors file."""
     _models.write_safetensors(os.fspath(path), dict(tensors), dict(metadata or {}))
 
 

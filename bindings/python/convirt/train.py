@@ -5,14 +5,22 @@ step and every evaluation (return ``False`` to stop). Ctrl-C stops the run after
 lets the trainer write its checkpoint (``out_dir/last.ckpt``), then raises ``KeyboardInterrupt``;
 running the same config again resumes from that checkpoint.
 
+The pairs come from a MIMIC-CXR-JPG-layout root (``data``: splits "train" and "validate"; the
+vocabulary is read from ``vocab``, default ``out_dir/vocab.txt``, or built there from the training
+reports when that file does not exist), as
+``convirt pretrain --data ROOT``, or from two CSV files (``train_csv``, ``val_csv`` and ``vocab``). The
+command line's option names are accepted too (``out``, ``preset``, ``lr``, ``grad-clip``,
+``image-to-text-weight``, ``no-resume``, ...), as is its config file's ``{"pretrain": {...}}`` nesting,
+so one JSON file drives both.
+
 Example::
 
     import convirt.train
     result = convirt.train.pretrain({
-        "out_dir": "runs/demo", "train_csv": "train.csv", "val_csv": "val.csv",
-        "vocab": "vocab.txt", "model": "small", "max_steps": 2000, "eval_every": 200,
+        "out_dir": "runs/demo", "data": "runs/synthetic/mimic-cxr-jpg",
+        "model": "small", "max_steps": 2000, "eval_every": 200,
     }, callback=lambda m: print(m["step"], m["loss"]))
-    result["best_checkpoint"]
+    result["model"], result["best_checkpoint"]
 """
 from __future__ import annotations
 
@@ -22,14 +30,18 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from ._C import train as _train
 
-__all__ = ["pretrain", "PRETRAIN_DEFAULTS"]
+__all__ = ["pretrain", "PRETRAIN_DEFAULTS", "PRETRAIN_ALIASES"]
 
 #: Every config key with its default (``None``: required). Paths may be str or os.PathLike.
 PRETRAIN_DEFAULTS: Dict[str, Any] = {
-    "out_dir": None,          # checkpoints (last.ckpt, best.ckpt), metrics.jsonl, final model
-    "train_csv": None,        # CsvPairsDataset CSVs: image path(s) and report text per row
-    "val_csv": None,
-    "vocab": None,            # WordPiece vocab.txt
+    "out_dir": None,          # checkpoints (last.ckpt, best.ckpt), metrics.jsonl, model.pt
+    "data": "",               # MIMIC-CXR-JPG-layout root; or train_csv + val_csv
+    "train_csv": "",          # CsvPairsDataset CSVs: image path(s) and report text per row
+    "val_csv": "",
+    "vocab": "",              # WordPiece vocab.txt (required with CSVs; with data: built if absent)
+    "vocab_size": 2048,       # size of a vocabulary built from the corpus (data only)
+    "image_size": 0,          # model input side in pixels; 0: the model config's (small 64)
+    "threads": 0,             # intra-op threads; 0: leave as set (CONVIRT_NUM_THREADS / all cores)
     "model": "small",         # "small", "paper", or a ModelConfig as a dict / JSON string
     "image_column": "image",
     "text_column": "text",
@@ -58,7 +70,34 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "device": "cpu",
 }
 
-_PATHS = ("out_dir", "train_csv", "val_csv", "vocab")
+#: Command-line option names (``convirt pretrain --help``) and the config keys they stand for.
+PRETRAIN_ALIASES: Dict[str, str] = {
+    "out": "out_dir",
+    "preset": "model",
+    "lr": "learning_rate",
+    "grad_clip": "grad_clip_norm",
+}
+
+_PATHS = ("out_dir", "data", "train_csv", "val_csv", "vocab")
+
+
+def _normalize(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Config keys as the bindings name them: the CLI's dashes and option names mapped, its
+    ``{"pretrain": {...}}`` nesting and ``no_resume`` flag understood."""
+    if set(config) == {"pretrain"} and isinstance(config["pretrain"], Mapping):
+        config = config["pretrain"]
+    out: Dict[str, Any] = {}
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise TypeError(f"pretrain: config keys must be str, got {type(key).__name__}")
+        k = key.replace("-", "_")
+        if k == "no_resume":
+            k, value = "resume", not value
+        k = PRETRAIN_ALIASES.get(k, k)
+        if k in out:
+            raise ValueError(f"pretrain: config key {key!r} given twice (as {k!r})")
+        out[k] = value
+    return out
 
 
 def pretrain(config: Optional[Mapping[str, Any]] = None,
@@ -67,14 +106,15 @@ def pretrain(config: Optional[Mapping[str, Any]] = None,
     """Runs ConVIRT pretraining; keys as in :data:`PRETRAIN_DEFAULTS` (``overrides`` win over ``config``).
 
     Returns a dict: steps, evaluations, best_val_loss, best_step, skipped_steps, bad_samples,
-    best_checkpoint, stop_reason, interrupted, model_config (JSON).
+    best_checkpoint, stop_reason, interrupted, model_config (JSON), model (``out_dir/model.pt``, the
+    final weights, as ``convirt pretrain`` writes them; "" after an interrupt) and vocab.
 
     Raises:
         ValueError for an unknown or missing key (and the C++ checks' ValueError/TypeError);
         KeyboardInterrupt after a Ctrl-C, once the checkpoint is written; whatever the callback raised.
     """
-    merged: Dict[str, Any] = dict(config or {})
-    merged.update(overrides)
+    merged = _normalize(config or {})
+    merged.update(_normalize(overrides))
     unknown = sorted(set(merged) - set(PRETRAIN_DEFAULTS))
     if unknown:
         raise ValueError(f"pretrain: unknown config keys {unknown}; known: {sorted(PRETRAIN_DEFAULTS)}")

@@ -45,9 +45,12 @@ InfoNCEOptions loss_options(const std::variant<double, torch::Tensor>& temperatu
 
 void bind_dist(py::module_& m) {
   auto d = m.def_submodule("dist", "Distributed pretraining over c10d (Gloo)");
-  d.def("gloo_available", &dist::gloo_available);
+  d.def("gloo_available", &dist::gloo_available,
+        "Whether LibTorch was built with the Gloo backend.");
 
-  py::class_<dist::DistributedContext>(d, "DistributedContext")
+  py::class_<dist::DistributedContext>(
+      d, "DistributedContext",
+      "A c10d process group (Gloo): rank, world size and the collectives convirt uses.")
       .def(py::init([](int64_t rank, int64_t world_size, int64_t local_rank,
                        const std::string& master_addr, int64_t master_port, double timeout_seconds,
                        const std::string& backend, const std::string& gloo_interface,
@@ -109,7 +112,8 @@ void bind_dist(py::module_& m) {
       });
 
   d.def("gather_with_grad", &dist::gather_with_grad, py::arg("local"), py::arg("ctx"),
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<py::gil_scoped_release>(),
+        "Every rank's rows, concatenated; backward sends each rank the gradient of its own rows.");
 
   d.def(
       "infonce_loss_distributed",
@@ -125,7 +129,9 @@ void bind_dist(py::module_& m) {
       py::arg("image_to_text_weight") = 0.75, py::arg("normalize") = true, py::arg("eps") = 1e-12,
       py::call_guard<py::gil_scoped_release>());
 
-  py::class_<dist::GradientSynchronizer>(d, "GradientSynchronizer")
+  py::class_<dist::GradientSynchronizer>(
+      d, "GradientSynchronizer",
+      "Bucketed all-reduce of parameter gradients across the ranks (sum, or average).")
       .def(py::init([](std::vector<torch::Tensor> params, const dist::DistributedContext& ctx,
                        double bucket_cap_mb, bool overlap, bool average) {
              return std::make_unique<dist::GradientSynchronizer>(std::move(params), ctx,
@@ -165,7 +171,8 @@ void bind_dist(py::module_& m) {
       py::arg("argv"), py::arg("nproc") = 1, py::arg("nnodes") = 1, py::arg("node_rank") = 0,
       py::arg("master_addr") = "127.0.0.1", py::arg("master_port") = 0,
       py::arg("kill_grace_seconds") = 5.0, py::call_guard<py::gil_scoped_release>());
-  d.def("find_free_port", &dist::find_free_port, py::arg("host") = "127.0.0.1");
+  d.def("find_free_port", &dist::find_free_port, py::arg("host") = "127.0.0.1",
+        "A TCP port that is free on host now.");
 }
 
 }  // namespace convirt::python

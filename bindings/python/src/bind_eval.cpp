@@ -1,7 +1,11 @@
-// convirt._C.eval: metrics, the linear protocol, retrieval, t-SNE, plots and the results tables.
-// Tensors cross as torch.Tensor; options are keyword arguments with the C++ defaults.
+// convirt._C.eval: metrics, the linear protocol, retrieval, t-SNE, plots and the results tables,
+// and the paper's evaluation experiments from a config (pipeline::evaluate for the classification
+// protocols, zero-shot retrieval on the 8x200 set). Tensors cross as torch.Tensor; options are
+// keyword arguments with the C++ defaults.
 #include "bind.h"
 
+#include <convirt/core/check.h>
+#include <convirt/core/threads.h>
 #include <convirt/eval/linear_probe.h>
 #include <convirt/eval/metrics.h>
 #include <convirt/eval/plot.h>
@@ -9,10 +13,14 @@
 #include <convirt/eval/retrieval.h>
 #include <convirt/eval/tables.h>
 #include <convirt/eval/tsne.h>
+#include <convirt/pipeline/evaluate.h>
+#include <convirt/pipeline/retrieval.h>
 
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace py = pybind11;
 namespace ev = convirt::eval;
@@ -58,6 +66,147 @@ py::dict result_to_dict(const ev::ClassifierResult& r) {
   return d;
 }
 
+// Thrown out of pipeline::evaluate's progress callback to end the sweep: the Python error (the
+// callback's own, or KeyboardInterrupt) is raised once evaluate has unwound.
+struct StopSweep {};
+
+py::dict progress_dict(const convirt::pipeline::EvaluateProgress& p) {
+  py::dict d;
+  d["method"] = p.method;
+  d["task"] = p.task;
+  d["protocol"] = p.protocol;
+  d["fraction"] = p.fraction;
+  d["seed"] = p.seed;
+  d["run"] = p.run;
+  d["total_runs"] = p.total_runs;
+  d["metric"] = p.metric;
+  d["train_examples"] = p.train_examples;
+  d["streamed"] = p.streamed;
+  d["seconds"] = p.seconds;
+  return d;
+}
+
+// EvaluateOptions from the config's keys (ValueError naming an unknown key).
+convirt::pipeline::EvaluateOptions evaluate_options(const py::dict& config) {
+  namespace pl = convirt::pipeline;
+  pl::EvaluateOptions o;
+  for (const auto& [key_handle, v] : config) {
+    const auto key = key_handle.cast<std::string>();
+    if (key == "model") {
+      o.model_path(v.cast<std::string>());
+    } else if (key == "method_name") {
+      o.method_name(v.cast<std::string>());
+    } else if (key == "dataset") {
+      o.dataset(pl::parse_dataset_kind(v.cast<std::string>()));
+    } else if (key == "protocol") {
+      o.protocol(pl::parse_protocol(v.cast<std::string>()));
+    } else if (key == "train_csv") {
+      o.train_csv(v.cast<std::string>());
+    } else if (key == "test_csv") {
+      o.test_csv(v.cast<std::string>());
+    } else if (key == "image_root") {
+      o.image_root(v.cast<std::string>());
+    } else if (key == "data_root") {
+      o.data_root(v.cast<std::string>());
+    } else if (key == "labels") {
+      o.labels(v.cast<std::vector<std::string>>());
+    } else if (key == "uncertain") {
+      o.uncertain(v.cast<std::string>());
+    } else if (key == "mura_level") {
+      o.mura_level(v.cast<std::string>());
+    } else if (key == "val_fraction") {
+      o.val_fraction(v.cast<double>());
+    } else if (key == "test_fraction") {
+      o.test_fraction(v.cast<double>());
+    } else if (key == "split_seed") {
+      o.split_seed(v.cast<uint64_t>());
+    } else if (key == "fractions") {
+      o.fractions(v.cast<std::vector<double>>());
+    } else if (key == "seeds") {
+      o.seeds(v.cast<int64_t>());
+    } else if (key == "first_seed") {
+      o.first_seed(v.cast<uint64_t>());
+    } else if (key == "learning_rate") {
+      o.learning_rate(v.cast<double>());
+    } else if (key == "batch_size") {
+      o.batch_size(v.cast<int64_t>());
+    } else if (key == "max_epochs") {
+      o.max_epochs(v.cast<int64_t>());
+    } else if (key == "max_steps") {
+      o.max_steps(v.cast<int64_t>());
+    } else if (key == "warmup_steps") {
+      o.warmup_steps(v.cast<int64_t>());
+    } else if (key == "warmup_learning_rate") {
+      o.warmup_learning_rate(v.cast<double>());
+    } else if (key == "image_size") {
+      o.image_size(v.cast<int64_t>());
+    } else if (key == "data_mode") {
+      o.data_mode(pl::parse_data_mode(v.cast<std::string>()));
+    } else if (key == "max_memory_bytes") {
+      o.max_memory_bytes(v.cast<int64_t>());
+    } else if (key == "threads") {
+      o.threads(v.cast<int64_t>());
+    } else if (key == "workers") {
+      o.workers(v.cast<int64_t>());
+    } else if (key == "verbose") {
+      o.verbose(v.cast<bool>());
+    } else {
+      CONVIRT_CHECK_VALUE(false, "evaluate: unknown config key '", key, "'");
+    }
+  }
+  return o;
+}
+
+// The linear or fine-tuning sweep. The GIL is released for the whole sweep; the callback takes it
+// per finished run, where Ctrl-C is noticed too.
+ev::Results evaluate_classification(const py::dict& config, const py::object& callback) {
+  auto options = evaluate_options(config);
+  std::optional<py::error_already_set> pending;
+  auto on_run = [&](const convirt::pipeline::EvaluateProgress& p) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      pending.emplace();
+      throw StopSweep{};
+    }
+    if (callback.is_none()) return;
+    try {
+      callback(progress_dict(p));
+    } catch (py::error_already_set& e) {
+      pending.emplace(std::move(e));
+      throw StopSweep{};
+    }
+  };
+  ev::Results results;
+  try {
+    py::gil_scoped_release release;
+    results = convirt::pipeline::evaluate(options, on_run);
+  } catch (const StopSweep&) {
+  }
+  if (pending) throw *pending;
+  return results;
+}
+
+// Zero-shot retrieval on an 8x200-style set (pipeline::evaluate_retrieval, as `convirt eval
+// retrieval`): image->image always, text->image when a vocabulary is given.
+ev::Results evaluate_retrieval(const std::string& model_path, const std::string& retrieval_dir,
+                               const std::string& image_root, const std::string& vocab,
+                               const std::string& method_name, int64_t image_size,
+                               const std::vector<int64_t>& ks, int64_t workers, int64_t threads) {
+  CONVIRT_CHECK_VALUE(!model_path.empty(), "evaluate: model (a convirt checkpoint) is required");
+  CONVIRT_CHECK_VALUE(!retrieval_dir.empty(),
+                      "evaluate: retrieval_dir is required for protocol 'retrieval'");
+  CONVIRT_CHECK_VALUE(threads >= 0, "evaluate: threads must be >= 0 (0: all cores), got ", threads);
+  if (threads > 0) convirt::set_num_threads(static_cast<int>(threads));
+  return convirt::pipeline::evaluate_retrieval(convirt::pipeline::RetrievalEvalOptions(model_path)
+                                                   .method_name(method_name)
+                                                   .retrieval_dir(retrieval_dir)
+                                                   .image_root(image_root)
+                                                   .vocab(vocab)
+                                                   .image_size(image_size)
+                                                   .ks(ks)
+                                                   .workers(workers));
+}
+
 }  // namespace
 
 void bind_eval(py::module_& root) {
@@ -75,15 +224,23 @@ void bind_eval(py::module_& root) {
       py::arg("scores"), py::arg("targets"), py::arg("mask") = py::none(),
       "Per-label AUC (NaN where one class only), mean over defined labels, number of defined "
       "labels.");
-  m.def("accuracy", &ev::accuracy, py::arg("predictions"), py::arg("targets"));
+  m.def("accuracy", &ev::accuracy, py::arg("predictions"), py::arg("targets"),
+        "Fraction of predictions (class ids, or scores [N, C] reduced by argmax) equal to the "
+        "targets.");
   m.def("grouped_roc_auc", &ev::grouped_roc_auc, py::arg("scores"), py::arg("targets"),
-        py::arg("groups"));
-  m.def("group_mean", &ev::group_mean, py::arg("values"), py::arg("groups"));
+        py::arg("groups"),
+        "ROC-AUC after averaging the scores of each group (MURA's patient-level AUC).");
+  m.def("group_mean", &ev::group_mean, py::arg("values"), py::arg("groups"),
+        "(group ids, mean of values per group).");
   m.def("precision_at_k", &ev::precision_at_k, py::arg("similarity"), py::arg("query_labels"),
-        py::arg("candidate_labels"), py::arg("k"));
+        py::arg("candidate_labels"), py::arg("k"),
+        "Precision@k of ranking candidates by similarity [Q, C]: the share of the top k with the "
+        "query's label.");
   m.def("precision_at_ks", &ev::precision_at_ks, py::arg("similarity"), py::arg("query_labels"),
-        py::arg("candidate_labels"), py::arg("ks"));
-  m.def("cosine_similarity_matrix", &ev::cosine_similarity_matrix, py::arg("a"), py::arg("b"));
+        py::arg("candidate_labels"), py::arg("ks"),
+        "Precision@k for several k, as {k: precision}.");
+  m.def("cosine_similarity_matrix", &ev::cosine_similarity_matrix, py::arg("a"), py::arg("b"),
+        "[Q, C] cosine similarities of the rows of a and b.");
   m.def(
       "retrieval_precision",
       [](const torch::Tensor& q, const torch::Tensor& ql, const torch::Tensor& c,
@@ -93,7 +250,8 @@ void bind_eval(py::module_& root) {
       },
       py::arg("query_emb"), py::arg("query_labels"), py::arg("candidate_emb"),
       py::arg("candidate_labels"), py::arg("ks") = std::vector<int64_t>{5, 10, 50});
-  m.def("chexpert_8x200_categories", &ev::chexpert_8x200_categories);
+  m.def("chexpert_8x200_categories", &ev::chexpert_8x200_categories,
+        "The eight CheXpert 8x200 retrieval categories.");
 
   m.def(
       "tsne",
@@ -121,7 +279,8 @@ void bind_eval(py::module_& root) {
       py::arg("early_exaggeration") = 12.0, py::arg("exaggeration_iterations") = 250,
       py::arg("normalize") = false, py::arg("seed") = 0);
   m.def("knn_label_agreement", &ev::knn_label_agreement, py::arg("points"), py::arg("labels"),
-        py::arg("k"));
+        py::arg("k"),
+        "Share of each point's k nearest neighbours with its label (cluster purity of a layout).");
 
   m.def(
       "render_scatter_svg",
@@ -184,9 +343,30 @@ void bind_eval(py::module_& root) {
         return py::make_tuple(c.mean, c.stddev);
       },
       py::arg("values"), "(mean, sample standard deviation)");
-  m.def("fraction_key", &ev::fraction_key, py::arg("fraction"));
+  m.def("fraction_key", &ev::fraction_key, py::arg("fraction"),
+        "The results.json key of a label fraction: percent without the sign (0.01 -> \"1\").");
 
-  py::class_<ev::Results>(m, "Results")
+  m.def("evaluate_classification", &evaluate_classification, py::arg("config"),
+        py::arg("callback") = py::none(),
+        "pipeline::evaluate: the linear or fine-tuning sweep a config dict describes.");
+  m.def(
+      "evaluate_retrieval",
+      [](const std::string& model, const std::string& retrieval_dir, const std::string& image_root,
+         const std::string& vocab, const std::string& method_name, int64_t image_size,
+         const std::vector<int64_t>& ks, int64_t workers, int64_t threads) {
+        py::gil_scoped_release release;
+        return evaluate_retrieval(model, retrieval_dir, image_root, vocab, method_name, image_size,
+                                  ks, workers, threads);
+      },
+      py::kw_only(), py::arg("model"), py::arg("retrieval_dir"), py::arg("image_root") = "",
+      py::arg("vocab") = "", py::arg("method_name") = "", py::arg("image_size") = 0,
+      py::arg("ks") = std::vector<int64_t>{5, 10, 50}, py::arg("workers") = 2,
+      py::arg("threads") = 0,
+      "Zero-shot retrieval on an 8x200-style set (image->image, text->image).");
+
+  py::class_<ev::Results>(m, "Results",
+                          "The cells of the paper's tables (percent, mean and standard deviation), "
+                          "saved as results.json.")
       .def(py::init<>())
       .def("set_classification", &ev::Results::set_classification, py::arg("protocol"),
            py::arg("method"), py::arg("task"), py::arg("fraction"), py::arg("mean"),

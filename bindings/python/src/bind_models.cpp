@@ -74,7 +74,9 @@ models::ModelConfig config_from(const std::string& preset_or_json) {
 void bind_models(py::module_& root) {
   auto m = root.def_submodule("models", "ConVIRT models and weight formats");
 
-  py::class_<Model, std::shared_ptr<Model>>(m, "ConVIRTModel")
+  py::class_<Model, std::shared_ptr<Model>>(m, "ConVIRTModel",
+                                            "A ConVIRT model: image encoder f_v and text encoder "
+                                            "f_u with their projection heads (forward gives v, u).")
       .def("encode_image", &Model::encode_image, py::arg("images"), release_gil())
       .def("encode_text", &Model::encode_text, py::arg("input_ids"), py::arg("attention_mask"),
            release_gil())
@@ -144,24 +146,24 @@ void bind_models(py::module_& root) {
       py::arg("path"));
   m.def(
       "preset_config", [](const std::string& name) { return models::preset(name).to_json(); },
-      py::arg("name"));
+      py::arg("name"), "The ModelConfig JSON of a named preset.");
   m.def(
       "small_preset_config", [](int64_t vocab) { return models::small_preset(vocab).to_json(); },
       py::arg("vocab_size") = 2048);
-  m.def("preset_names", &models::preset_names);
+  m.def("preset_names", &models::preset_names, "Names of the model presets.");
   m.def("image_encoder_names", &models::image_encoder_names);
   m.def("text_encoder_names", &models::text_encoder_names);
 
   m.def(
       "read_state_dict", [](const std::string& path) { return to_dict(io::read_state_dict(path)); },
-      py::arg("path"));
+      py::arg("path"), "Tensors of a torch.save state_dict file or a safetensors file, by name.");
   m.def(
       "read_safetensors",
       [](const std::string& path) {
         auto f = io::read_safetensors(path);
         return py::make_tuple(to_dict(f.tensors), f.metadata);
       },
-      py::arg("path"));
+      py::arg("path"), "Tensors of a safetensors file, by name.");
   m.def(
       "write_safetensors",
       [](const std::string& path, const py::dict& tensors,
@@ -169,13 +171,15 @@ void bind_models(py::module_& root) {
         io::write_safetensors(path, from_dict(tensors), meta);
       },
       py::arg("path"), py::arg("tensors"),
-      py::arg("metadata") = std::map<std::string, std::string>{});
+      py::arg("metadata") = std::map<std::string, std::string>{},
+      "Writes tensors and string metadata as a safetensors file.");
   m.def(
       "write_torch_state_dict",
       [](const std::string& path, const py::dict& tensors) {
         io::write_torch_state_dict(path, from_dict(tensors));
       },
-      py::arg("path"), py::arg("tensors"));
+      py::arg("path"), py::arg("tensors"),
+      "Writes tensors as a state_dict file that torch.load reads.");
   m.def(
       "read_hf_bert_weights",
       [](const std::string& path) {

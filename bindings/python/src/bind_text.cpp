@@ -45,7 +45,9 @@ py::dict batch_dict(const text::BatchEncoding& b) {
 void bind_text(py::module_& m) {
   auto t = m.def_submodule("text", "Tokenizer and report text utilities");
 
-  py::class_<text::WordPieceTokenizer>(t, "WordPieceTokenizer")
+  py::class_<text::WordPieceTokenizer>(t, "WordPieceTokenizer",
+                                       "BertTokenizer-compatible WordPiece tokenizer: encode, "
+                                       "batch-encode to tensors (threaded, GIL released), decode.")
       .def(py::init([](std::vector<std::string> vocab, bool lowercase,
                        std::optional<bool> strip_accents, bool tokenize_cjk, int64_t max_chars,
                        bool split_special_tokens, int64_t max_length, const std::string& padding,
@@ -122,7 +124,9 @@ void bind_text(py::module_& m) {
             .tokenize(s);
       },
       py::arg("text"), py::arg("lowercase") = true, py::arg("strip_accents") = py::none(),
-      py::arg("tokenize_cjk") = true);
+      py::arg("tokenize_cjk") = true,
+      "BERT's basic tokenization (whitespace, punctuation, lower-casing, accents) of a text into "
+      "words.");
 
   t.def(
       "build_wordpiece_vocab",
@@ -141,8 +145,11 @@ void bind_text(py::module_& m) {
       py::arg("limit_alphabet") = 1000,
       py::arg("special_tokens") =
           std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"},
-      py::arg("lowercase") = true);
-  t.def("save_vocab", &text::save_vocab, py::arg("vocab"), py::arg("path"));
+      py::arg("lowercase") = true,
+      "A WordPiece vocabulary (special tokens, characters, then merged word pieces) learnt from "
+      "texts.");
+  t.def("save_vocab", &text::save_vocab, py::arg("vocab"), py::arg("path"),
+        "Writes a vocabulary as vocab.txt (one token per line).");
 
   t.def(
       "extract_sections",
@@ -157,7 +164,8 @@ void bind_text(py::module_& m) {
         d["has_headers"] = s.has_headers;
         return d;
       },
-      py::arg("report"));
+      py::arg("report"),
+      "The FINDINGS / IMPRESSION / other sections of a radiology report, as a dict.");
   t.def(
       "pretraining_text",
       [](const std::string& report, const std::string& fallback, bool remove_deid) {
@@ -175,21 +183,24 @@ void bind_text(py::module_& m) {
         return text::pretraining_text(report, o);
       },
       py::arg("report"), py::arg("fallback") = "last_section",
-      py::arg("remove_deid_placeholders") = true);
+      py::arg("remove_deid_placeholders") = true,
+      "The text ConVIRT trains on: FINDINGS + IMPRESSION, with a fallback when both are missing.");
   t.def(
       "clean_whitespace", [](const std::string& s) { return text::clean_whitespace(s); },
-      py::arg("text"));
+      py::arg("text"), "Collapses runs of whitespace into single spaces and trims the ends.");
   t.def(
-      "count_tokens", [](const std::string& s) { return text::count_tokens(s); }, py::arg("text"));
+      "count_tokens", [](const std::string& s) { return text::count_tokens(s); }, py::arg("text"),
+      "Number of whitespace-separated tokens.");
   t.def(
       "keep_for_pretraining",
       [](const std::string& s, std::size_t min_tokens) {
         return text::keep_for_pretraining(s, min_tokens);
       },
-      py::arg("text"), py::arg("min_tokens") = 3);
+      py::arg("text"), py::arg("min_tokens") = 3,
+      "Whether a text has at least min_tokens tokens (the paper drops shorter reports).");
   t.def(
-      "is_valid_utf8", [](const std::string& s) { return text::is_valid_utf8(s); },
-      py::arg("data"));
+      "is_valid_utf8", [](const std::string& s) { return text::is_valid_utf8(s); }, py::arg("data"),
+      "Whether the bytes are valid UTF-8.");
   t.def(
       "split_sentences",
       [](const std::string& s, bool strip_list_markers, bool drop_empty) {
@@ -198,9 +209,12 @@ void bind_text(py::module_& m) {
         o.drop_empty = drop_empty;
         return text::split_sentences(s, o);
       },
-      py::arg("text"), py::arg("strip_list_markers") = true, py::arg("drop_empty") = true);
+      py::arg("text"), py::arg("strip_list_markers") = true, py::arg("drop_empty") = true,
+      "Splits report text into sentences (abbreviation- and number-aware).");
   t.def("sample_sentence_index", &text::sample_sentence_index, py::arg("n"), py::arg("seed"),
-        py::arg("example"), py::arg("step"));
+        py::arg("example"), py::arg("step"),
+        "The sentence index an example draws at a step: uniform, a pure function of (n, seed, "
+        "example, step).");
 }
 
 }  // namespace convirt::python

@@ -10,7 +10,9 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_kernels_available") = convirt::cuda_kernels_available();
   m.def("set_num_threads", &convirt::set_num_threads, pybind11::arg("threads") = 0,
         "Sets LibTorch's intra-op threads: 0 = CONVIRT_NUM_THREADS / OMP_NUM_THREADS / all cores.");
-  m.def("default_num_threads", &convirt::default_num_threads);
+  m.def("default_num_threads", &convirt::default_num_threads,
+        "The intra-op thread count set_num_threads(0) uses: CONVIRT_NUM_THREADS, OMP_NUM_THREADS "
+        "or all cores.");
 #if CONVIRT_BIND_LOSS
   convirt::python::bind_loss(m);
 #endif

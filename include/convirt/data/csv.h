@@ -33,7 +33,7 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text);
 /// Reads a CSV file; `has_header` = false leaves `header` empty and keeps every line as a row.
 /// A missing or unreadable file is a ValueError naming the path.
 CsvTable read_csv(const std::string& path, bool has_header = true);
-/// A field quoted when it needs to be (comma, quote, CR or LF inside).
+/// A field quoted when it needs to be (comma, quote, CR or LF inside, or a leading UTF-8 BOM).
 std::string csv_escape(const std::string& field);
 /// One CSV line (without the line end) from fields.
 std::string csv_line(const std::vector<std::string>& fields);

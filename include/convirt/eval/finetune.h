@@ -4,6 +4,7 @@
 
 #include <convirt/eval/encoder.h>
 #include <convirt/eval/protocol.h>
+#include <convirt/eval/streamed_set.h>
 
 #include <functional>
 
@@ -42,6 +43,19 @@ struct FinetuneOptions {
 ///                                    convirt::eval::FinetuneOptions().warmup_steps(200));
 ClassifierResult finetune(const Encoder& encoder, const LabeledSet& train, const LabeledSet& val,
                           const LabeledSet& test,
+                          const FinetuneOptions& options = FinetuneOptions());
+
+/// The same protocol on splits whose images are read batch by batch (datasets that do not fit in
+/// memory). It draws the same shuffles, dropout masks and augmentations from the same generator as
+/// the in-memory overload, so when `read` delivers the rows that indexing the in-memory tensor
+/// would, both overloads return the same result.
+///
+/// Example:
+///   auto r = convirt::eval::finetune(encoder, convirt::eval::stream_from_memory(train),
+///                                    convirt::eval::stream_from_memory(val),
+///                                    convirt::eval::stream_from_memory(test));
+ClassifierResult finetune(const Encoder& encoder, const StreamedSet& train, const StreamedSet& val,
+                          const StreamedSet& test,
                           const FinetuneOptions& options = FinetuneOptions());
 
 }  // namespace convirt::eval

@@ -147,6 +147,14 @@ struct ClassifierResult {
 LabeledSet subsample(const LabeledSet& set, double fraction, uint64_t seed,
                      int64_t min_examples = 1);
 
+/// The rows subsample() keeps out of `n` (int64 [K], ascending), for sets that are not LabeledSets
+/// (a StreamedSet): the same (n, fraction, seed, min_examples) selects the same rows.
+///
+/// Example:
+///   auto rows = convirt::eval::subsample_indices(train.size(), 0.1, /*seed=*/2);
+torch::Tensor subsample_indices(int64_t n, double fraction, uint64_t seed,
+                                int64_t min_examples = 1);
+
 /// One cell of a label-fraction sweep: the metric of each seed, their mean and sample standard
 /// deviation (n - 1 in the denominator; 0 for a single seed).
 struct SweepCell {

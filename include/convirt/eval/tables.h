@@ -57,6 +57,14 @@ class Results {
   std::vector<std::string> tasks(const std::string& section) const;
   std::vector<std::string> fractions(const std::string& section, const std::string& task) const;
   bool empty() const { return entries_.empty(); }
+  /// Adds every cell of `other` (its value wins where both have one), keeping first-set order, so
+  /// per-method runs combine into one table.
+  ///
+  /// Example:
+  ///   convirt::eval::Results all;
+  ///   all.merge(convirt::pipeline::evaluate(random_opts));
+  ///   all.merge(convirt::pipeline::evaluate(convirt_opts));
+  void merge(const Results& other);
 
   /// The results.json text (see the file comment); NaN values are written as null.
   std::string to_json(int indent = 2) const;

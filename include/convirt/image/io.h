@@ -42,6 +42,21 @@ enum class DicomIntensity {
   kBitDepth,
 };
 
+/// Default of the largest image the decoders accept, in pixels (width x height x frames): 2^27 =
+/// 134,217,728 (e.g. 16384 x 8192; chest X-rays are below 2^25). A header declaring more is refused
+/// before any pixel memory is allocated, so a "decompression bomb" (a small file declaring huge
+/// dimensions) cannot exhaust memory.
+constexpr int64_t kDefaultMaxImagePixels = int64_t{1} << 27;
+
+/// The process-wide pixel limit that ReadImageOptions::max_pixels == 0 stands for (initially
+/// kDefaultMaxImagePixels). Thread-safe.
+int64_t max_image_pixels();
+
+/// Changes the process-wide pixel limit (e.g. for very large scans read through the datasets, which
+/// use default options). Throws a ValueError unless `pixels` > 0.
+/// Example: convirt::image::set_max_image_pixels(int64_t{1} << 30);
+void set_max_image_pixels(int64_t pixels);
+
 /// Options of read_image / decode_image.
 /// Example: auto img = read_image("cxr.dcm", ReadImageOptions().channels(1).window(-600, 1500));
 struct ReadImageOptions {
@@ -62,6 +77,10 @@ struct ReadImageOptions {
   TORCH_ARG(double, window_width) = 0.0;
   /// DICOM: invert MONOCHROME1 images so that, as in MONOCHROME2, higher means brighter.
   TORCH_ARG(bool, invert_monochrome1) = true;
+  /// Largest accepted width x height (x frames for DICOM), checked against the header before
+  /// decoding; 0 means the process-wide max_image_pixels(). A larger image is a ValueError naming
+  /// the limit.
+  TORCH_ARG(int64_t, max_pixels) = 0;
 
  public:
   /// Sets an explicit DICOM window.
@@ -98,6 +117,10 @@ struct ImageInfo {
 /// Reads format, size, channels and bit depth of a file. Throws like read_image.
 /// Example: auto info = image_info("a.png"); // info.width, info.height
 ImageInfo image_info(const std::string& path);
+
+/// image_info() of an encoded image held in memory (messages say "<memory>").
+/// Example: auto info = image_info(bytes.data(), bytes.size());
+ImageInfo image_info(const uint8_t* data, size_t size);
 
 /// Writes a PNG. `image` is [C, H, W] (C = 1, 3 or 4) or [H, W]; float values in [0, 1] are
 /// quantised (round to nearest) to 8 or 16 bits, uint8 is written as is (bit_depth must then be 8).

@@ -58,6 +58,9 @@ struct WordPieceOptions {
   /// Threads used by encode_batch(): 0 = the hardware's core count (never more than the batch
   /// needs).
   TORCH_ARG(int64_t, num_threads) = 0;
+  /// from_vocab_file() refuses a larger file (a ValueError naming this limit) before reading it;
+  /// BERT vocabularies are a few hundred kB, the largest multilingual ones a few MB.
+  TORCH_ARG(int64_t, max_vocab_file_bytes) = int64_t{64} << 20;
 
  public:
   /// Whether accents are stripped after resolving the unset default.

@@ -16,8 +16,15 @@ namespace convirt::train {
 /// FNV-1a 64-bit hash of a byte range.
 uint64_t fnv1a64(const void* data, size_t size);
 
-/// Atomically replaces `path` with `payload` + trailer. The previous file, if any, becomes
-/// `path + ".prev"`. The folder is created if needed. Errors name the path and the system reason.
+/// Atomically replaces `path` with `payload` + trailer. The previous file becomes `path + ".prev"`
+/// if it is intact (a corrupt one never displaces a good `.prev`), and `path` names an intact file
+/// at every moment where the filesystem supports hard links. Temporaries left by writers that were
+/// killed (`path.tmp.<pid>` of a process no longer running) are removed first. The folder is
+/// created if needed. Every write, fsync, close and rename is checked: errors (disk full, EFBIG,
+/// EIO) throw naming the file and the system's reason, and leave the previous checkpoint as it was.
+///
+/// Example:
+///   convirt::train::write_checkpoint_file("runs/x/last.ckpt", bytes);
 void write_checkpoint_file(const std::string& path, const std::string& payload);
 
 /// Reads and verifies `path`; returns the payload. Throws (naming the path and what is wrong:
@@ -25,7 +32,12 @@ void write_checkpoint_file(const std::string& path, const std::string& payload);
 std::string read_checkpoint_file(const std::string& path);
 
 /// The payload of the newest intact checkpoint among `path` and `path + ".prev"`; `used_path` says
-/// which; `problems` collects why a newer file was rejected. Throws when neither is usable.
+/// which; `problems` collects why a newer file was rejected. Throws when neither is usable, naming
+/// both files and what is wrong with each: never an empty payload that would start a run afresh.
+///
+/// Example:
+///   std::string used;
+///   auto payload = convirt::train::read_latest_checkpoint("runs/x/last.ckpt", &used);
 std::string read_latest_checkpoint(const std::string& path, std::string* used_path = nullptr,
                                    std::vector<std::string>* problems = nullptr);
 

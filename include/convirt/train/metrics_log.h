@@ -16,8 +16,13 @@ namespace convirt::train {
 using MetricValue = std::variant<double, int64_t, std::string>;
 using MetricRecord = std::map<std::string, MetricValue>;
 
-/// Appends JSON lines to a file (created with its folders), flushed after each record so a killed
-/// job keeps every line it wrote. Thread-safe.
+/// Appends JSON lines to a file (created with its folders), each record handed to the system as
+/// soon as it is written so that a killed job keeps every line it wrote. Thread-safe.
+///
+/// Failures are errors, never silent gaps: a write that fails (disk full, file size limit, I/O
+/// error) throws naming the file and the system's reason, and takes back the partial line it may
+/// have left. Opening for append drops a trailing partial line left by a writer that was killed
+/// mid-record, so every line of the file stays one complete JSON object.
 ///
 /// Example:
 ///   convirt::train::JsonLinesWriter log("runs/x/metrics.jsonl");
@@ -25,12 +30,22 @@ using MetricRecord = std::map<std::string, MetricValue>;
 class JsonLinesWriter {
  public:
   explicit JsonLinesWriter(const std::string& path, bool append = true);
+  ~JsonLinesWriter();
+  JsonLinesWriter(const JsonLinesWriter&) = delete;
+  JsonLinesWriter& operator=(const JsonLinesWriter&) = delete;
   void write(const MetricRecord& record);
+  /// Removes the records whose "step" is greater than `step` (records without one stay), so that a
+  /// run resumed from a checkpoint at `step` logs the steps it redoes once, not twice. The file is
+  /// rewritten atomically; returns how many records were dropped.
+  ///
+  /// Example:
+  ///   log.drop_records_after(resumed_step);
+  int64_t drop_records_after(int64_t step);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
   std::mutex mutex_;
 };
 

@@ -7,8 +7,15 @@
 // optimiser, scheduler, RNG state, loader position, counters), written atomically; a run killed at
 // any moment and resumed from its last checkpoint ends with the same weights as one that was never
 // interrupted.
+//
+// Data parallel over a convirt::dist job (PretrainOptions::distributed): every rank reads its own
+// shard of each global batch of batch_size * world_size pairs, the loss takes its negatives from
+// the whole global batch, gradients are exchanged so every rank applies the same update, and only
+// rank 0 logs and writes files. k steps on W ranks equal k steps of one process with a W times
+// larger batch_size.
 
 #include <convirt/data/loader.h>
+#include <convirt/dist/process_group.h>
 #include <convirt/models/convirt.h>
 #include <convirt/text/wordpiece.h>
 
@@ -38,6 +45,8 @@ struct PretrainOptions {
   TORCH_ARG(Objective, objective) = Objective::kConVIRT;
   TORCH_ARG(double, learning_rate) = 1e-4;
   TORCH_ARG(double, weight_decay) = 1e-6;
+  /// Pairs per step on each rank: a step's global batch (the loss's negatives) is
+  /// batch_size * distributed.world_size() pairs.
   TORCH_ARG(int64_t, batch_size) = 32;
   /// tau and lambda of the loss (paper: 0.1, 0.75).
   TORCH_ARG(double, temperature) = 0.1;
@@ -70,6 +79,9 @@ struct PretrainOptions {
   /// Continue from out_dir/last.ckpt when it exists.
   TORCH_ARG(bool, resume) = true;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// The job this process belongs to; the default is a single process. Every rank must be given
+  /// the same options (out_dir on a file system they all see) and the same datasets.
+  TORCH_ARG(dist::DistributedContext, distributed) = dist::DistributedContext();
 };
 
 /// What a step or an evaluation reports to a callback (and to metrics.jsonl).
@@ -99,7 +111,9 @@ struct PretrainResult {
 };
 
 /// Runs pretraining. The model is trained in place; at the end it holds the best-validation
-/// weights.
+/// weights. With options.distributed() of several ranks, construct and run() it on every rank:
+/// rank 0's initial weights are broadcast, and run() returns on all ranks at the same step (or
+/// throws on all of them, within the context's timeout when a rank dies).
 ///
 /// Example:
 ///   convirt::train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
@@ -116,10 +130,13 @@ class Pretrainer {
   PretrainResult run(const std::function<bool(const StepMetrics&)>& callback = {});
 
   /// Asks a running run() to stop after the current step (safe from a signal handler or another
-  /// thread). The run writes its checkpoint and returns normally.
+  /// thread). The run writes its checkpoint and returns normally. In a distributed job a request
+  /// on any rank stops every rank at the same step.
   void request_stop() { stop_requested_.store(true); }
 
-  /// Validation loss of the current model on the held-out set (deterministic).
+  /// Validation loss of the current model on the held-out set (deterministic). In a distributed
+  /// job it is a collective: each rank scores its shard of every global batch and all get the
+  /// loss of the whole set.
   double validation_loss();
 
   const PretrainOptions& options() const { return options_; }
@@ -128,9 +145,11 @@ class Pretrainer {
  private:
   struct State;
   void save_state(const std::string& path);
+  void write_state(const std::string& path, const torch::Tensor& rng_ranks);
   void load_state(const std::string& path);
   torch::Tensor objective_loss(const torch::Tensor& v, const torch::Tensor& u,
                                StepMetrics* metrics);
+  std::pair<torch::Tensor, torch::Tensor> embed(const data::Batch& batch);
 
   models::ConVIRTModel model_;
   std::shared_ptr<const text::WordPieceTokenizer> tokenizer_;

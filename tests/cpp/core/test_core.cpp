@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
@@ -5,7 +6,13 @@
 #include <ATen/Parallel.h>
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -31,4 +38,37 @@ TEST_CASE("typed checks raise the matching c10 error types", "[core]") {
   CHECK_THROWS_AS([] { CONVIRT_CHECK_TYPE(false, "dtype"); }(), c10::TypeError);
   CHECK_THROWS_AS([] { CONVIRT_CHECK_INDEX(false, "index"); }(), c10::IndexError);
   CHECK(convirt::detail::shape_str(std::vector<int64_t>{4, 3, 2}) == "[4, 3, 2]");
+}
+
+TEST_CASE("write_file_atomically replaces a file whole or not at all", "[core]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("convirt-atomic-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string file = (dir / "sub" / "vocab.txt").string();
+  convirt::write_file_atomically(file, "a\nb\n", "vocabulary");
+  auto read = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(read(file) == "a\nb\n");
+  convirt::write_file_atomically(file, std::string(100000, 'x'), "vocabulary");
+  CHECK(read(file).size() == 100000);
+
+  // A target that cannot be replaced (a folder): the error names what and why, and no temporary
+  // is left beside it.
+  const std::string folder = (dir / "taken").string();
+  fs::create_directories(fs::path(folder) / "inner");
+  try {
+    convirt::write_file_atomically(folder, "data", "weight file");
+    FAIL("expected an error");
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("cannot move into place weight file '" + folder + "'") != std::string::npos);
+  }
+  int leftovers = 0;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().rfind("taken.tmp.", 0) == 0) ++leftovers;
+  CHECK(leftovers == 0);
+  CHECK(fs::is_directory(fs::path(folder) / "inner"));
+  fs::remove_all(dir);
 }

@@ -564,3 +564,14 @@ TEST_CASE("Synthetic dataset reads back through every reader and the loader", "[
   auto r2 = convirt::image::read_file_bytes(again.chexpert_valid_csv);
   CHECK(r1 == r2);
 }
+
+TEST_CASE("csv_escape quotes a leading byte-order mark so that it survives a re-read",
+          "[data][csv]") {
+  // Found by fuzz_csv (fuzz/regressions/fuzz_csv): written unquoted as a file's first field, the
+  // reader took the field's U+FEFF for the file's BOM and dropped it.
+  const std::string field = "\xEF\xBB\xBFname";
+  CHECK(csv_escape(field) == "\"" + field + "\"");
+  const auto rows = parse_csv(csv_line({field, "x"}) + "\n");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0] == std::vector<std::string>{field, "x"});
+}

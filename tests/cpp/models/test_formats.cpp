@@ -11,6 +11,7 @@
 #include <convirt/models/bert.h>
 #include <convirt/models/resnet.h>
 
+#include <caffe2/serialize/inline_container.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -283,4 +284,58 @@ TEST_CASE("HF loading reports wrong shapes, missing keys and bad configs by name
   { std::ofstream(dir / "config.json") << R"({"hidden_size": 30, "num_attention_heads": 4})"; }
   CHECK_THROWS_WITH(io::read_bert_config(dir.path().string()), Contains("divisible"));
   CHECK_THROWS_WITH(io::read_hf_bert_weights((dir / "nothing").string()), Contains("cannot open"));
+}
+
+// Hostile weight files found or reviewed while fuzzing (fuzz/regressions/): each must be a clear
+// error, never undefined behaviour, a huge allocation or a leak.
+TEST_CASE("safetensors refuses a shape whose element count overflows", "[models][io][hostile]") {
+  test::TempDir dir("st-hostile");
+  const auto path = dir / "overflow.safetensors";
+  {
+    // 2^62 x 4 float32 elements: the byte count wraps around 64 bits.
+    const std::string header =
+        R"({"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})";
+    const uint64_t n = header.size();
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << header;
+  }
+  CHECK_THROWS_WITH(io::read_safetensors(path.string()), Contains("too large to exist"));
+}
+
+TEST_CASE("the torch.save reader survives self-referencing and lying pickles",
+          "[models][io][hostile]") {
+  test::TempDir dir("pt-hostile");
+  auto archive = [&](const std::string& name, const std::string& pickle) {
+    const auto path = (dir / name).string();
+    caffe2::serialize::PyTorchStreamWriter writer(path);
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    const std::string storage(16, '\1');
+    writer.writeRecord("data/0", storage.data(), storage.size());
+    writer.writeEndOfFile();
+    return path;
+  };
+  auto bytes = [](std::initializer_list<int> b) {
+    std::string s;
+    for (int c : b) s.push_back(static_cast<char>(c));
+    return s;
+  };
+  auto str = [&](const std::string& s) {  // BINUNICODE
+    const auto n = static_cast<int>(s.size());
+    return bytes({'X', n, 0, 0, 0}) + s;
+  };
+  // PROTO 2, EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: a list that contains itself.
+  CHECK_THROWS_WITH(io::read_torch_state_dict(
+                        archive("cycle.bin", bytes({0x80, 2, ']', 'q', 0, 'h', 0, 'a', '.'}))),
+                    Contains("does not hold a state dict"));
+  // {"w": _rebuild_tensor_v2(storage "0" of 2^62 floats, 0, (2,), (1,), False, None)} over a
+  // 16-byte record: 2^62 x 4 bytes wraps to 0, which passed the old size check and then asked
+  // for 2^62 elements.
+  const std::string lying =
+      bytes({0x80, 2, '}'}) + str("w") + "ctorch._utils\n_rebuild_tensor_v2\n" + bytes({'(', '('}) +
+      str("storage") + "ctorch\nFloatStorage\n" + str("0") + str("cpu") +
+      bytes({0x8a, 8,   0, 0,    0,   0, 0,    0,    0,   0x40, 't', 'Q', 'K',
+             0,    'K', 2, 0x85, 'K', 1, 0x85, 0x89, 'N', 't',  'R', 's', '.'});
+  CHECK_THROWS_WITH(io::read_torch_state_dict(archive("lying.bin", lying)),
+                    Contains("bytes its tensor declares"));
 }

@@ -1,0 +1,67 @@
+# Type stubs for convirt.models (bound from C++: convirt._C.models).
+import os
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+
+_Path = Union[str, os.PathLike[str]]
+
+class ConVIRTModel:
+    """A ConVIRT model: image encoder f_v, text encoder f_u and their projection heads."""
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor: ...
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]: ...
+    def __call__(self, images: torch.Tensor, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]: ...
+    def image_features(self, images: torch.Tensor) -> torch.Tensor: ...
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+    def train(self, mode: bool = ...) -> None: ...
+    def eval(self) -> None: ...
+    @property
+    def training(self) -> bool: ...
+    def parameters(self) -> List[torch.Tensor]: ...
+    def named_parameters(self) -> Dict[str, torch.Tensor]: ...
+    def state_dict(self) -> Dict[str, torch.Tensor]: ...
+    def load_state_dict(self, state_dict: Dict[str, torch.Tensor], strict: bool = ...) -> Dict[str, Any]: ...
+    def to(self, device: str) -> None: ...
+    @property
+    def config_json(self) -> str: ...
+    @property
+    def output_dim(self) -> int: ...
+    def save(self, path: str) -> None: ...
+    def export_torchvision(self, path: str) -> None: ...
+    def export_hf(self, dir: str, vocab_path: str = ..., format: str = ...) -> None: ...
+
+def make(preset_or_config: Union[str, Dict[str, Any]] = ...) -> ConVIRTModel:
+    """A freshly initialised model from a preset name, a config dict or a config JSON text."""
+def load(path: _Path) -> ConVIRTModel:
+    """Rebuilds the model saved at ``path``."""
+def read_config(path: _Path) -> Dict[str, Any]:
+    """The model config stored in a convirt checkpoint."""
+def preset_config(name: str) -> Dict[str, Any]:
+    """The config of a named preset."""
+def preset_names() -> List[str]:
+    """The preset names ("paper", "small", ...)."""
+def read_state_dict(path: _Path) -> Dict[str, torch.Tensor]:
+    """Tensors of a torch.save state_dict file or a safetensors file."""
+def read_safetensors(path: _Path) -> Dict[str, torch.Tensor]:
+    """Tensors of a safetensors file."""
+def write_safetensors(path: _Path, tensors: Dict[str, torch.Tensor],
+                      metadata: Optional[Dict[str, str]] = ...) -> None:
+    """Writes tensors (and string metadata) as safetensors."""
+def write_torch_state_dict(path: _Path, tensors: Dict[str, torch.Tensor]) -> None:
+    """Writes tensors as a torch.load-able state_dict file."""
+def torchvision_state_dict(model_or_path: Union[ConVIRTModel, _Path]) -> Dict[str, torch.Tensor]:
+    """The image encoder's weights under torchvision's names."""
+def torchvision_resnet(model_or_path: Union[ConVIRTModel, _Path], num_classes: int = ...) -> torch.nn.Module:
+    """A torchvision ResNet holding the trained image encoder (fc = Identity)."""
+def export_torchvision(model_or_path: Union[ConVIRTModel, _Path], path: _Path) -> None:
+    """Writes the image encoder as a torchvision state_dict file."""
+def export_hf_bert(model_or_path: Union[ConVIRTModel, _Path], out_dir: _Path, vocab_path: _Path = ...,
+                   format: str = ...) -> None:
+    """Writes the text encoder as a Hugging Face BERT folder."""
+def hf_bert_state_dict(path: _Path) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """A HF BERT folder's weights under BertModel names, and the skipped keys."""
+
+__all__: List[str]

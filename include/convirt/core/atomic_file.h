@@ -1,0 +1,22 @@
+#pragma once
+// Whole-file writes that a crash, a kill or a full disk cannot leave half done: the data goes to a
+// temporary file beside the target, is flushed to disk, and only then renamed over the target. A
+// reader therefore sees the old file or the new one, never a truncated mix.
+
+#include <string>
+#include <string_view>
+
+namespace convirt {
+
+/// Writes `data` to `path` atomically: `<path>.tmp.<pid>`, fsync, close, rename, fsync of the
+/// folder (where the file system supports it). Creates missing parent folders. Every system call is
+/// checked; on failure the temporary is removed, the previous `path` (if any) is left untouched,
+/// and a c10::Error names `what`, the file and the system's reason (e.g. "No space left on
+/// device").
+///
+/// Example:
+///   convirt::write_file_atomically("runs/x/vocab.txt", text, "vocabulary");
+void write_file_atomically(const std::string& path, std::string_view data,
+                           const std::string& what = "file");
+
+}  // namespace convirt

@@ -1,0 +1,63 @@
+#include <c10/util/Exception.h>
+#include <c10/util/StringUtil.h>
+#include <convirt/core/atomic_file.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace convirt {
+namespace {
+
+// Throws with the current errno's text after removing the temporary, so no failed write leaves a
+// file behind.
+[[noreturn]] void fail(const std::string& tmp, const std::string& what, const std::string& action,
+                       const std::string& path) {
+  const std::string why = std::strerror(errno);
+  ::unlink(tmp.c_str());
+  C10_THROW_ERROR(Error, c10::str("cannot ", action, " ", what, " '", path, "': ", why));
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, std::string_view data,
+                           const std::string& what) {
+  const std::filesystem::path target(path);
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(tmp, what, "create", tmp);
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      errno = err;
+      fail(tmp, what, "write", tmp);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    fail(tmp, what, "flush", tmp);
+  }
+  // close() is where some file systems (NFS, quotas) finally report a failed write.
+  if (::close(fd) != 0) fail(tmp, what, "close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(tmp, what, "move into place", path);
+  // Makes the rename itself durable; folders that cannot be synced (EINVAL) are left as they are.
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace convirt

@@ -1,0 +1,87 @@
+#include <convirt/pipeline/retrieval.h>
+
+#include <convirt/core/check.h>
+#include <convirt/data/datasets/retrieval.h>
+#include <convirt/eval/retrieval.h>
+#include <convirt/io/checkpoint.h>
+#include <convirt/pipeline/evaluate.h>
+#include <convirt/pipeline/experiment.h>
+#include <convirt/text/wordpiece.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace convirt::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Projected image embeddings of a labelled set, in batches (eval mode, no gradient).
+torch::Tensor embed_images(models::ConVIRTModel& model, const torch::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < images.size(0); i += 128) {
+    out.push_back(model->encode_image(images.slice(0, i, std::min(images.size(0), i + 128))));
+  }
+  return torch::cat(out);
+}
+
+}  // namespace
+
+eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
+  CONVIRT_CHECK_VALUE(fs::exists(o.model_path()), "model_path must name an existing file, got '",
+                      o.model_path(), "'");
+  CONVIRT_CHECK_VALUE(fs::is_directory(o.retrieval_dir()),
+                      "retrieval_dir must name the folder of the 8x200 CSVs, got '",
+                      o.retrieval_dir(), "'");
+  CONVIRT_CHECK_VALUE(o.vocab().empty() || fs::exists(o.vocab()),
+                      "vocab must name the model's vocab.txt, got '", o.vocab(), "'");
+  CONVIRT_CHECK_VALUE(!o.ks().empty(), "ks must name at least one k");
+  auto model = io::load_convirt(o.model_path());
+  model->eval();
+  const int64_t size = o.image_size() > 0 ? o.image_size() : model->config().image_size();
+  data::RetrievalSet set(o.retrieval_dir(), data::RetrievalOptions()
+                                                .image_root(o.image_root())
+                                                .transform(eval_transform(size))
+                                                .channels(model->config().resnet().in_channels()));
+  const std::string name =
+      o.method_name().empty() ? method_name_for(o.model_path()) : o.method_name();
+  eval::Results results;
+
+  auto candidates = load_labeled(*set.candidates(), o.workers());
+  auto queries = load_labeled(*set.image_queries(), o.workers());
+  auto cand_emb = embed_images(model, candidates.inputs);
+  auto ii =
+      eval::retrieval_precision(embed_images(model, queries.inputs), queries.targets.argmax(1),
+                                cand_emb, candidates.targets.argmax(1), o.ks());
+  eval::add_retrieval(results, name, "image_image", ii);
+
+  if (!o.vocab().empty() && !set.text_queries().empty()) {
+    auto tokenizer = text::WordPieceTokenizer::from_vocab_file(o.vocab());
+    std::vector<std::string> texts;
+    std::vector<int64_t> cats;
+    for (const auto& q : set.text_queries()) {
+      texts.push_back(q.text);
+      cats.push_back(q.category);
+    }
+    // The text queries have their own candidate list in the official files (the same images when
+    // the file is absent).
+    auto text_cands = set.text_candidates() == set.candidates()
+                          ? candidates
+                          : load_labeled(*set.text_candidates(), o.workers());
+    auto text_cand_emb = set.text_candidates() == set.candidates()
+                             ? cand_emb
+                             : embed_images(model, text_cands.inputs);
+    torch::NoGradGuard no_grad;
+    auto enc = tokenizer.encode_batch(texts, model->config().max_length());
+    auto text_emb = model->encode_text(enc.input_ids, enc.attention_mask);
+    auto ti = eval::retrieval_precision(text_emb, torch::tensor(cats, torch::kLong), text_cand_emb,
+                                        text_cands.targets.argmax(1), o.ks());
+    eval::add_retrieval(results, name, "text_image", ti);
+  }
+  return results;
+}
+
+}  // namespace convirt::pipeline
