@@ -5,6 +5,7 @@
 // written once into the work folder and reused by later runs.
 
 #include <convirt/core/check.h>
+#include <convirt/core/threads.h>
 #include <convirt/eval/tables.h>
 #include <convirt/io/checkpoint.h>
 #include <convirt/models/presets.h>
@@ -16,6 +17,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -207,6 +209,23 @@ inline std::string table1(convirt::pipeline::Protocol protocol, const Args& args
   all.save(out);
   std::cout << "results: " << out << "\n";
   return out;
+}
+
+/// Runs an example's body with the intra-op threads set from the hardware (or CONVIRT_NUM_THREADS),
+/// and turns an error into one line on stderr and exit status 1 rather than an uncaught exception.
+inline int run_example(int argc, char** argv, const std::function<void(const Args&)>& body) {
+  try {
+    convirt::set_num_threads(0);
+    const Args args(argc, argv);
+    body(args);
+    return 0;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace convirt_example

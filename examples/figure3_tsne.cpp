@@ -21,10 +21,8 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-  try {
+  return convirt_example::run_example(argc, argv, [](const convirt_example::Args& args) {
     namespace fs = std::filesystem;
-    convirt::set_num_threads(0);
-    convirt_example::Args args(argc, argv);
     const std::string work = args.str("out", "runs/example-tsne");
     std::unique_ptr<convirt_example::SyntheticSetting> synthetic;
     std::string retrieval_dir = args.str("retrieval-dir"), image_root = args.str("image-root");
@@ -62,12 +60,5 @@ int main(int argc, char** argv) {
                                            .out((fs::path(work) / "figure3_tsne.svg").string())
                                            .seed(static_cast<uint64_t>(args.integer("seed", 0))));
     std::cout << "figure: " << out << "\n";
-    return 0;
-  } catch (const c10::Error& e) {
-    std::cerr << "error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -20,16 +20,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-  try {
-    convirt::set_num_threads(0);
-    convirt_example::Args args(argc, argv);
+  return convirt_example::run_example(argc, argv, [](const convirt_example::Args& args) {
     convirt_example::table1(convirt::pipeline::Protocol::kFinetune, args);
-    return 0;
-  } catch (const c10::Error& e) {
-    std::cerr << "error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

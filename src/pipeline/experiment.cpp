@@ -59,23 +59,25 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Embeddings of every image of a labelled set through a model's image side (encoder + head).
-torch::Tensor image_embeddings(models::ConVIRTModel& model, const torch::Tensor& images) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < images.size(0); i += 128) {
-    out.push_back(model->encode_image(images.slice(0, i, std::min(images.size(0), i + 128))));
-  }
-  return torch::cat(out);
-}
-
 // Category index of one-hot retrieval labels ([N, C] -> [N]).
 torch::Tensor categories_of(const torch::Tensor& labels) {
   return labels.argmax(1);
 }
 
 }  // namespace
+
+torch::Tensor image_embeddings(models::ConVIRTModel& model, const torch::Tensor& images,
+                               int64_t batch_size) {
+  CONVIRT_CHECK_VALUE(batch_size > 0, "batch_size must be positive, got ", batch_size);
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < images.size(0); i += batch_size) {
+    out.push_back(
+        model->encode_image(images.slice(0, i, std::min(images.size(0), i + batch_size))));
+  }
+  return torch::cat(out);
+}
 
 data::synthetic::SyntheticSummary ensure_synthetic(
     const std::string& dir, const data::synthetic::SyntheticOptions& options) {

@@ -15,21 +15,6 @@
 namespace convirt::pipeline {
 namespace fs = std::filesystem;
 
-namespace {
-
-// Projected image embeddings of a labelled set, in batches (eval mode, no gradient).
-torch::Tensor embed_images(models::ConVIRTModel& model, const torch::Tensor& images) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < images.size(0); i += 128) {
-    out.push_back(model->encode_image(images.slice(0, i, std::min(images.size(0), i + 128))));
-  }
-  return torch::cat(out);
-}
-
-}  // namespace
-
 eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
   CONVIRT_CHECK_VALUE(fs::exists(o.model_path()), "model_path must name an existing file, got '",
                       o.model_path(), "'");
@@ -52,9 +37,9 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
 
   auto candidates = load_labeled(*set.candidates(), o.workers());
   auto queries = load_labeled(*set.image_queries(), o.workers());
-  auto cand_emb = embed_images(model, candidates.inputs);
+  auto cand_emb = image_embeddings(model, candidates.inputs);
   auto ii =
-      eval::retrieval_precision(embed_images(model, queries.inputs), queries.targets.argmax(1),
+      eval::retrieval_precision(image_embeddings(model, queries.inputs), queries.targets.argmax(1),
                                 cand_emb, candidates.targets.argmax(1), o.ks());
   eval::add_retrieval(results, name, "image_image", ii);
 
@@ -73,7 +58,7 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
                           : load_labeled(*set.text_candidates(), o.workers());
     auto text_cand_emb = set.text_candidates() == set.candidates()
                              ? cand_emb
-                             : embed_images(model, text_cands.inputs);
+                             : image_embeddings(model, text_cands.inputs);
     torch::NoGradGuard no_grad;
     auto enc = tokenizer.encode_batch(texts, model->config().max_length());
     auto text_emb = model->encode_text(enc.input_ids, enc.attention_mask);

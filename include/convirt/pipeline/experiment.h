@@ -48,6 +48,13 @@ eval::LabeledSet load_labeled(const data::LabeledDataset& dataset, int64_t threa
 /// The frozen image encoder f_v of a model, as the evaluation protocols take it.
 eval::Encoder image_encoder(models::ConVIRTModel model);
 
+/// Projected image embeddings (encoder + projection head, eval mode, no gradient) of a stack of
+/// preprocessed images, computed `batch_size` images at a time to bound memory.
+/// Example:
+///   auto emb = convirt::pipeline::image_embeddings(model, candidates.inputs);  // [N, d]
+torch::Tensor image_embeddings(models::ConVIRTModel& model, const torch::Tensor& images,
+                               int64_t batch_size = 128);
+
 /// Options of the full reproduction (the README's main job).
 struct ReproduceOptions {
   /// Run folder: data/, pretrain-<method>/, results.json, tables.md, figures.
