@@ -32,45 +32,9 @@ namespace {
 using convirt::dist::DistributedContext;
 namespace fs = std::filesystem;
 
-// Sets environment variables for the lifetime of the object, restoring the previous values.
-class ScopedEnv {
- public:
-  ScopedEnv(std::map<std::string, std::string> values) {
-    for (const auto& [k, v] : values) {
-      const char* old = std::getenv(k.c_str());
-      saved_.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
-      if (v.empty()) {
-        ::unsetenv(k.c_str());
-      } else {
-        ::setenv(k.c_str(), v.c_str(), 1);
-      }
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [k, v] : saved_) {
-      if (v) {
-        ::setenv(k.c_str(), v->c_str(), 1);
-      } else {
-        ::unsetenv(k.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-}
+using convirt::test::read_text;
+using convirt::test::ScopedEnv;
+using convirt::test::write_text;
 
 // ---- The scenarios a rank runs ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "poisoned_pairs.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -188,25 +189,7 @@ TEST_CASE("a stopped and resumed run ends with the same weights as an uninterrup
   CHECK(log.find(R"("type":"done")") != std::string::npos);
 }
 
-namespace {
-
-// Pairs whose images are NaN: every loss is non-finite.
-class PoisonedPairs : public data::Dataset {
- public:
-  explicit PoisonedPairs(std::shared_ptr<data::PairedDataset> inner) : inner_(std::move(inner)) {}
-  int64_t size() const override { return inner_->size(); }
-  data::Example get(int64_t index, uint64_t seed) const override {
-    auto ex = inner_->get(index, seed);
-    ex.image = torch::full_like(ex.image, std::numeric_limits<float>::quiet_NaN());
-    return ex;
-  }
-  std::string source(int64_t index) const override { return inner_->source(index); }
-
- private:
-  std::shared_ptr<data::PairedDataset> inner_;
-};
-
-}  // namespace
+using convirt::test::PoisonedPairs;
 
 TEST_CASE("non-finite losses are skipped, and too many in a row stop the run", "[train]") {
   TinySetup s;

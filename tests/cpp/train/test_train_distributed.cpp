@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "poisoned_pairs.h"
 #include "test_util.h"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK.
@@ -35,40 +36,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace convirt;
 
-// Sets environment variables for the lifetime of the object, restoring the previous values.
-class ScopedEnv {
- public:
-  explicit ScopedEnv(const std::map<std::string, std::string>& values) {
-    for (const auto& [k, v] : values) {
-      const char* old = std::getenv(k.c_str());
-      saved_.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
-      ::setenv(k.c_str(), v.c_str(), 1);
-    }
-  }
-  ~ScopedEnv() {
-    for (const auto& [k, v] : saved_) {
-      if (v) {
-        ::setenv(k.c_str(), v->c_str(), 1);
-      } else {
-        ::unsetenv(k.c_str());
-      }
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream(p) << text;
-}
+using convirt::test::read_text;
+using convirt::test::ScopedEnv;
+using convirt::test::write_text;
 
 size_t count_of(const std::string& text, const std::string& needle) {
   size_t n = 0;
@@ -190,21 +160,7 @@ std::vector<torch::Tensor> train_and_snapshot(
   return snapshot;
 }
 
-// Pairs whose images are NaN: every loss computed on them is non-finite.
-class PoisonedPairs : public data::Dataset {
- public:
-  explicit PoisonedPairs(std::shared_ptr<data::PairedDataset> inner) : inner_(std::move(inner)) {}
-  int64_t size() const override { return inner_->size(); }
-  data::Example get(int64_t index, uint64_t seed) const override {
-    auto ex = inner_->get(index, seed);
-    ex.image = torch::full_like(ex.image, std::numeric_limits<float>::quiet_NaN());
-    return ex;
-  }
-  std::string source(int64_t index) const override { return inner_->source(index); }
-
- private:
-  std::shared_ptr<data::PairedDataset> inner_;
-};
+using convirt::test::PoisonedPairs;
 
 struct JobResult {
   int rc = -1;
