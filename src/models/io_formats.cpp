@@ -494,6 +494,27 @@ SafetensorsFile read_safetensors(const std::string& path) {
   try {
     // JSON objects are unordered; keep the tensors in data-offset order, as the writer laid them
     // out.
+    // nlohmann converts a floating-point JSON number to an integer with a plain cast, which is
+    // undefined for values out of range (1e30): every integer field is checked for its JSON type.
+    auto offset_of = [&](const nlohmann::json& v, const std::string& name) {
+      CONVIRT_CHECK_VALUE(v.is_number_unsigned(), "'", path,
+                          "': malformed safetensors header: tensor '", name,
+                          "' has a data offset that is not a non-negative integer: ", v.dump());
+      return v.get<uint64_t>();
+    };
+    auto shape_of = [&](const nlohmann::json& v, const std::string& name) {
+      CONVIRT_CHECK_VALUE(v.is_array(), "'", path, "': malformed safetensors header: tensor '",
+                          name, "' has a shape that is not an array: ", v.dump());
+      std::vector<int64_t> shape;
+      for (const auto& d : v) {
+        CONVIRT_CHECK_VALUE(
+            d.is_number_unsigned() && d.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), "'",
+            path, "': malformed safetensors header: tensor '", name,
+            "' has a dimension that is not a non-negative 64-bit integer: ", d.dump());
+        shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+      }
+      return shape;
+    };
     std::vector<std::pair<uint64_t, std::string>> order;
     for (auto it = header.begin(); it != header.end(); ++it) {
       if (it.key() == "__metadata__") {
@@ -506,7 +527,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
                               e.contains("data_offsets") && e["data_offsets"].size() == 2,
                           "'", path, "': entry '", it.key(),
                           "' lacks dtype, shape or data_offsets");
-      order.emplace_back(e["data_offsets"][0].get<uint64_t>(), it.key());
+      order.emplace_back(offset_of(e["data_offsets"][0], it.key()), it.key());
     }
     std::sort(order.begin(), order.end());
     for (const auto& [offset, name] : order) {
@@ -515,9 +536,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
       auto found = st_dtypes().find(dt);
       CONVIRT_CHECK_TYPE(found != st_dtypes().end(), "'", path, "': tensor '", name,
                          "' has unsupported dtype ", dt);
-      std::vector<int64_t> shape = e["shape"].get<std::vector<int64_t>>();
-      uint64_t begin = e["data_offsets"][0].get<uint64_t>(),
-               end = e["data_offsets"][1].get<uint64_t>();
+      const std::vector<int64_t> shape = shape_of(e["shape"], name);
+      const uint64_t begin = offset_of(e["data_offsets"][0], name),
+                     end = offset_of(e["data_offsets"][1], name);
       // A crafted header can declare dimensions whose product overflows: checked arithmetic, so
       // that such a tensor is reported as too large instead of wrapping around.
       uint64_t expected = c10::elementSize(found->second);

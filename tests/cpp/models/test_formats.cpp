@@ -303,6 +303,36 @@ TEST_CASE("safetensors refuses a shape whose element count overflows", "[models]
   CHECK_THROWS_WITH(io::read_safetensors(path.string()), Contains("too large to exist"));
 }
 
+TEST_CASE("safetensors refuses integer fields that are not integers", "[models][io][hostile]") {
+  test::TempDir dir("st-types");
+  auto write = [&](const std::string& header) {
+    const auto path = (dir / "t.safetensors").string();
+    const uint64_t n = header.size();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << header;
+    return path;
+  };
+  // A dimension beyond 64 bits is parsed as a floating-point number; converting it to an integer
+  // was undefined behaviour (found by fuzz_safetensors).
+  CHECK_THROWS_WITH(
+      io::read_safetensors(
+          write(R"({"x":{"dtype":"F32","shape":[4611686018427318427387],"data_offsets":[0,0]}})")),
+      Contains("not a non-negative 64-bit integer"));
+  CHECK_THROWS_WITH(
+      io::read_safetensors(write(R"({"x":{"dtype":"F32","shape":[2.5],"data_offsets":[0,10]}})")),
+      Contains("not a non-negative 64-bit integer"));
+  CHECK_THROWS_WITH(
+      io::read_safetensors(write(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4e30]}})")),
+      Contains("data offset that is not a non-negative integer"));
+  CHECK_THROWS_WITH(
+      io::read_safetensors(write(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})")),
+      Contains("data offset that is not a non-negative integer"));
+  CHECK_THROWS_WITH(
+      io::read_safetensors(write(R"({"x":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})")),
+      Contains("shape that is not an array"));
+}
+
 TEST_CASE("the torch.save reader survives self-referencing and lying pickles",
           "[models][io][hostile]") {
   test::TempDir dir("pt-hostile");
