@@ -9,12 +9,15 @@
 # Environment:
 #   CONVIRT_HARDENING_BUILD_DIR   build folder (default: <repo>/build-hardening)
 #   CONVIRT_FUZZ_SECONDS          seconds of fuzzing per target (default 15; 0 skips step 3)
+#   CONVIRT_FUZZ_SEED             libFuzzer's seed (default 1, so the test command explores the same
+#                                 inputs on every run; 0 draws a new seed each run, for longer hunts)
 #   CONVIRT_HARDENING_TESTS       test executables to run (default below)
 #   CONVIRT_HARDENING_JOBS        build jobs (default: nproc)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${CONVIRT_HARDENING_BUILD_DIR:-$root/build-hardening}
 fuzz_seconds=${CONVIRT_FUZZ_SECONDS:-15}
+fuzz_seed=${CONVIRT_FUZZ_SEED:-1}
 tests=${CONVIRT_HARDENING_TESTS:-"test_core test_text test_data test_image test_models"}
 jobs=${CONVIRT_HARDENING_JOBS:-$(nproc)}
 cxx=${CONVIRT_HARDENING_CXX:-$(command -v clang++-14 || command -v clang++)}
@@ -89,7 +92,7 @@ if [[ $fuzz_seconds -gt 0 ]]; then
     seeds=()
     [[ -d "$root/fuzz/corpus/$f" ]] && seeds+=("$root/fuzz/corpus/$f")
     [[ -d "$root/fuzz/regressions/$f" ]] && seeds+=("$root/fuzz/regressions/$f")
-    if ASAN_OPTIONS=$(asan_for "$f") "$build/bin/$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2560 \
+    if ASAN_OPTIONS=$(asan_for "$f") "$build/bin/$f" -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2560 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/$f/artifacts/" \
         "$work/$f/corpus" "${seeds[@]}" > "$work/$f/log" 2>&1; then
       echo "  $f: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$work/$f/log" | grep -Eo '[0-9]+$') runs, no finding"
