@@ -37,7 +37,7 @@ function(convirt_add_test name)
   target_link_libraries(${name} PRIVATE convirt_catch_main ${ARG_LIBS})
   target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${CONVIRT_WARNINGS}>)
   target_compile_definitions(${name} PRIVATE
-    CONVIRT_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
+    CONVIRT_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
     CONVIRT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   # Idle OpenMP threads must not spin: tests run two at a time on small machines.
   catch_discover_tests(${name} TEST_PREFIX "${name}:" PROPERTIES TIMEOUT 900

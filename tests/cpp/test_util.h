@@ -38,9 +38,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-/// Path to the read-only shared data folder beside the checkout (vocab, CSV formats).
-inline std::filesystem::path shared_dir() {
-  return CONVIRT_SHARED_DIR;
+/// Path to the fixtures kept in the repository (tests/data): the tests read nothing outside the checkout.
+inline std::filesystem::path test_data_dir() {
+  return CONVIRT_TEST_DATA_DIR;
 }
 
 /// Max absolute difference, as double, for messages and tolerances.

@@ -14,14 +14,12 @@ import bert_reference  # noqa: E402
 
 text = pytest.importorskip("convirt.text")
 
-VOCAB = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "vocab",
-                     "bert-base-uncased-vocab.txt")
+VOCAB = os.path.join(os.path.dirname(__file__), "..", "data", "bert-base-uncased-vocab.txt")
 
 
 @pytest.fixture(scope="module")
 def vocab_path():
-    if not os.path.exists(VOCAB):
-        pytest.skip(f"vocab not found at {VOCAB}")
+    assert os.path.exists(VOCAB), f"fixture missing: {VOCAB} (tests/data is part of the repository)"
     return VOCAB
 
 

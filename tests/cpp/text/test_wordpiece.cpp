@@ -20,7 +20,7 @@ using namespace std::string_literals;
 namespace {
 
 std::string bert_vocab_path() {
-  return (convirt::test::shared_dir() / "data/vocab/bert-base-uncased-vocab.txt").string();
+  return (convirt::test::test_data_dir() / "bert-base-uncased-vocab.txt").string();
 }
 
 const WordPieceTokenizer& bert_uncased() {
