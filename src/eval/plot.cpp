@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/eval/plot.h>
 
@@ -6,8 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -156,22 +155,7 @@ void write_scatter_svg(const std::string& path, const std::vector<ScatterPanel>&
                        const ScatterPlotOptions& options) {
   CONVIRT_CHECK_VALUE(!path.empty(), "path must not be empty");
   const std::string svg = render_scatter_svg(panels, options);
-  const std::filesystem::path target(path);
-  const std::filesystem::path tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    CONVIRT_CHECK(out.good(), "cannot open \"", tmp.string(), "\" for writing");
-    out << svg;
-    out.close();
-    CONVIRT_CHECK(!out.fail(), "writing \"", tmp.string(), "\" failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    CONVIRT_CHECK(false, "cannot rename \"", tmp.string(), "\" to \"", path, "\": ", ec.message());
-  }
+  write_file_atomically(path, svg, "figure");
 }
 
 }  // namespace convirt::eval

@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/eval/tables.h>
 
@@ -56,21 +57,7 @@ std::string format_cell(const std::optional<ResultValue>& v, int decimals) {
 
 void write_atomically(const std::string& path, const std::string& text) {
   CONVIRT_CHECK_VALUE(!path.empty(), "path must not be empty");
-  const std::filesystem::path tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    CONVIRT_CHECK(out.good(), "cannot open \"", tmp.string(), "\" for writing");
-    out << text;
-    out.close();
-    CONVIRT_CHECK(!out.fail(), "writing \"", tmp.string(), "\" failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    CONVIRT_CHECK(false, "cannot rename \"", tmp.string(), "\" to \"", path, "\": ", ec.message());
-  }
+  write_file_atomically(path, text, "results");
 }
 
 }  // namespace

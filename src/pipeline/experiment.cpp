@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
 #include <convirt/data/datasets/chexpert.h>
@@ -104,13 +105,13 @@ data::synthetic::SyntheticSummary ensure_synthetic(
   }
   s = data::synthetic::generate(options, dir);
   // The marker is written last, so an interrupted generation is redone rather than half-used.
-  std::ofstream out(marker.string() + ".tmp");
-  out << "root=" << s.root << "\nmimic_root=" << s.mimic_root
-      << "\nchexpert_root=" << s.chexpert_root << "\nchexpert_train_csv=" << s.chexpert_train_csv
-      << "\nchexpert_valid_csv=" << s.chexpert_valid_csv << "\nretrieval_dir=" << s.retrieval_dir
-      << "\n";
-  out.close();
-  fs::rename(marker.string() + ".tmp", marker);
+  std::ostringstream marker_text;
+  marker_text << "root=" << s.root << "\nmimic_root=" << s.mimic_root
+              << "\nchexpert_root=" << s.chexpert_root
+              << "\nchexpert_train_csv=" << s.chexpert_train_csv
+              << "\nchexpert_valid_csv=" << s.chexpert_valid_csv
+              << "\nretrieval_dir=" << s.retrieval_dir << "\n";
+  write_file_atomically(marker.string(), marker_text.str(), "synthetic data marker");
   return s;
 }
 
@@ -386,7 +387,7 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
          << eval::format_retrieval_table(results) << "\n";
   summary.tables = tables.str();
   summary.tables_md = (out / "tables.md").string();
-  std::ofstream(summary.tables_md) << summary.tables;
+  write_file_atomically(summary.tables_md, summary.tables, "tables");
   log(v, "finished in " + train::format_duration(seconds_since(t_start)));
   return summary;
 }
