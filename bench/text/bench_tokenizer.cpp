@@ -64,8 +64,7 @@ double median_seconds(int reps, Fn&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string vocab =
-      argc > 1 ? argv[1] : CONVIRT_TEST_DATA_DIR "/bert-base-uncased-vocab.txt";
+  std::string vocab = argc > 1 ? argv[1] : CONVIRT_TEST_DATA_DIR "/bert-base-uncased-vocab.txt";
   std::size_t n = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 20000;
   auto sentences = report_sentences(n);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

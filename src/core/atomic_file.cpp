@@ -26,7 +26,14 @@ namespace {
 void write_file_atomically(const std::string& path, std::string_view data,
                            const std::string& what) {
   const std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  if (target.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(target.parent_path(), ec);
+    if (ec) {
+      C10_THROW_ERROR(
+          Error, c10::str("cannot create the folder of ", what, " '", path, "': ", ec.message()));
+    }
+  }
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(tmp, what, "create", tmp);

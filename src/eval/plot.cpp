@@ -2,6 +2,8 @@
 #include <convirt/core/check.h>
 #include <convirt/eval/plot.h>
 
+#include "svg_util.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -13,39 +15,11 @@
 namespace convirt::eval {
 namespace {
 
-// matplotlib's "tab10": distinguishable and familiar from the paper's figure style.
-const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-constexpr int64_t kPaletteSize = 10;
+using detail::escape_xml;
+
 constexpr int64_t kMargin = 30;
 constexpr int64_t kTitleHeight = 28;
 constexpr int64_t kLegendWidth = 180;
-
-std::string escape_xml(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string category_name(const ScatterPlotOptions& o, int64_t id) {
   if (id >= 0 && id < static_cast<int64_t>(o.category_names().size())) {
@@ -55,7 +29,7 @@ std::string category_name(const ScatterPlotOptions& o, int64_t id) {
 }
 
 const char* colour(int64_t id) {
-  return kPalette[((id % kPaletteSize) + kPaletteSize) % kPaletteSize];
+  return detail::palette_colour(id);
 }
 
 }  // namespace
@@ -72,14 +46,15 @@ std::string render_scatter_svg(const std::vector<ScatterPanel>& panels,
   std::map<int64_t, bool> categories;
   for (size_t i = 0; i < panels.size(); ++i) {
     const auto& p = panels[i];
-    CONVIRT_CHECK_VALUE(
-        p.points.defined() && p.points.dim() == 2 && p.points.size(1) == 2, "panels[", i,
-        "].points must be [N, 2], got ",
-        p.points.defined() ? detail::shape_str(p.points.sizes()) : std::string("undefined"));
+    CONVIRT_CHECK_VALUE(p.points.defined() && p.points.dim() == 2 && p.points.size(1) == 2,
+                        "panels[", i, "].points must be [N, 2], got ",
+                        p.points.defined() ? convirt::detail::shape_str(p.points.sizes())
+                                           : std::string("undefined"));
     CONVIRT_CHECK_VALUE(
         p.labels.defined() && p.labels.dim() == 1 && p.labels.size(0) == p.points.size(0),
         "panels[", i, "].labels must be [N] with N = ", p.points.size(0), ", got ",
-        p.labels.defined() ? detail::shape_str(p.labels.sizes()) : std::string("undefined"));
+        p.labels.defined() ? convirt::detail::shape_str(p.labels.sizes())
+                           : std::string("undefined"));
     CONVIRT_CHECK_TYPE(!at::isFloatingType(p.labels.scalar_type()), "panels[", i,
                        "].labels must hold integer category ids, got ", p.labels.scalar_type());
     auto pts = p.points.detach().to(at::kCPU).to(at::kDouble).contiguous();

@@ -17,6 +17,7 @@
 #include <convirt/io/torchvision.h>
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/pipeline/report.h>
 #include <convirt/text/vocab_builder.h>
 #include <convirt/train/metrics_log.h>
 
@@ -63,6 +64,21 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Category index of one-hot retrieval labels ([N, C] -> [N]).
 torch::Tensor categories_of(const torch::Tensor& labels) {
   return labels.argmax(1);
+}
+
+// The report's inputs: the pretraining log of every method that was trained (not random init, nor
+// the ImageNet row, which are written without training).
+ReportInputs report_inputs(const fs::path& out, const ReproduceOptions& o,
+                           const ReproduceSummary& summary) {
+  ReportInputs in;
+  in.run_dir = out.string();
+  in.results = summary.results;
+  in.tables = summary.tables;
+  for (const auto& method : o.methods()) {
+    const fs::path log = out / ("pretrain-" + method) / "metrics.jsonl";
+    if (fs::exists(log)) in.pretraining_logs.emplace_back(method, log.string());
+  }
+  return in;
 }
 
 }  // namespace
@@ -388,6 +404,7 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   summary.tables = tables.str();
   summary.tables_md = (out / "tables.md").string();
   write_file_atomically(summary.tables_md, summary.tables, "tables");
+  summary.report_md = write_report(report_inputs(out, o, summary)).report_md;
   log(v, "finished in " + train::format_duration(seconds_since(t_start)));
   return summary;
 }

@@ -38,7 +38,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-/// Path to the fixtures kept in the repository (tests/data): the tests read nothing outside the checkout.
+/// Path to the fixtures kept in the repository (tests/data): the tests read nothing outside the
+/// checkout.
 inline std::filesystem::path test_data_dir() {
   return CONVIRT_TEST_DATA_DIR;
 }

@@ -102,6 +102,29 @@ def test_scatter_svg(tmp_path):
     assert text.count("<circle") == 12 and ">a</text>" in text
 
 
+def test_line_chart_svg_parses_and_holds_its_data(tmp_path):
+    import xml.etree.ElementTree as ET
+    panels = [{"title": "CheXpert", "x_label": "labels (%)", "y_label": "AUC (%)", "log_x": True,
+               "series": [{"name": "ConVIRT", "x": [1, 10, 100], "y": [80.5, 88.25, 91.0],
+                           "err": [1.5, 0.75, 0.25]},
+                          {"name": "Random & co", "x": [1, 10, 100], "y": [55.0, 60.0, 70.0]}]},
+              {"title": "loss", "series": [{"name": "train", "x": [0, 1, 2], "y": [3.0, 2.0, 1.5]}]}]
+    path = tmp_path / "fig.svg"
+    ev.write_line_chart_svg(str(path), panels, title="Label efficiency")
+    root = ET.parse(path).getroot()  # well-formed XML
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    got = {}
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        if g.get("class") == "series":
+            got.setdefault(g.get("data-name"), []).append(
+                [(float(c.get("data-x")), float(c.get("data-y"))) for c in g.findall("s:circle", ns)])
+    assert got["ConVIRT"] == [[(1, 80.5), (10, 88.25), (100, 91.0)]]
+    assert got["Random & co"] == [[(1, 55.0), (10, 60.0), (100, 70.0)]]
+    assert got["train"] == [[(0, 3.0), (1, 2.0), (2, 1.5)]]
+    with pytest.raises(ValueError, match="x and y must have the same length"):
+        ev.render_line_chart_svg([{"series": [{"name": "a", "x": [1, 2], "y": [1]}]}])
+
+
 # -- evaluate(config): the paper's protocols from a checkpoint -----------------------------------
 
 @pytest.fixture(scope="module")

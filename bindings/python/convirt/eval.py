@@ -40,7 +40,8 @@ chexpert_8x200_categories = _C_eval.chexpert_8x200_categories
 __all__ = [
     "Results", "roc_auc", "multilabel_roc_auc", "accuracy", "grouped_roc_auc", "group_mean",
     "precision_at_k", "precision_at_ks", "cosine_similarity_matrix", "retrieval_precision",
-    "tsne", "knn_label_agreement", "render_scatter_svg", "write_scatter_svg", "linear_probe",
+    "tsne", "knn_label_agreement", "render_scatter_svg", "write_scatter_svg",
+    "render_line_chart_svg", "write_line_chart_svg", "linear_probe",
     "fraction_key", "summarize", "chexpert_8x200_categories", "evaluate", "EVALUATE_DEFAULTS",
     "PROTOCOLS",
 ]
@@ -132,6 +133,22 @@ def write_scatter_svg(path: str, panels: Sequence[Tuple[str, torch.Tensor, torch
     """Writes render_scatter_svg(...) to path."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(render_scatter_svg(panels, title, category_names))
+
+
+def render_line_chart_svg(panels: Sequence[Dict[str, Any]], title: str = "") -> str:
+    """SVG text of side-by-side line charts with optional error bars.
+
+    Each panel is a dict with "title", "x_label", "y_label", "log_x", "log_y" (all optional) and
+    "series": a list of {"name", "x", "y", "err" (optional)}. Every point carries data-x / data-y /
+    data-err attributes, so the figure can be read back.
+    """
+    return _C_eval.render_line_chart_svg(list(panels), title)
+
+
+def write_line_chart_svg(path: str, panels: Sequence[Dict[str, Any]], title: str = "") -> None:
+    """Writes render_line_chart_svg(...) to path."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(render_line_chart_svg(panels, title))
 
 
 def _split(s) -> tuple:

@@ -61,6 +61,10 @@ def render_scatter_svg(panels: Sequence[Tuple[str, torch.Tensor, torch.Tensor]],
 def write_scatter_svg(path: str, panels: Sequence[Tuple[str, torch.Tensor, torch.Tensor]],
                       title: str = ..., category_names: Sequence[str] = ...) -> None:
     """Writes render_scatter_svg(...) to path."""
+def render_line_chart_svg(panels: Sequence[Dict[str, Any]], title: str = ...) -> str:
+    """SVG text of side-by-side line charts with optional error bars."""
+def write_line_chart_svg(path: str, panels: Sequence[Dict[str, Any]], title: str = ...) -> None:
+    """Writes render_line_chart_svg(...) to path."""
 def linear_probe(train: Sequence[Any], val: Sequence[Any], test: Sequence[Any], **options: Any) -> Dict[str, object]:
     """The linear protocol on precomputed features."""
 def fraction_key(fraction: float) -> str:

@@ -6,6 +6,7 @@
 
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
+#include <convirt/eval/line_chart.h>
 #include <convirt/eval/linear_probe.h>
 #include <convirt/eval/metrics.h>
 #include <convirt/eval/plot.h>
@@ -293,6 +294,33 @@ void bind_eval(py::module_& root) {
       },
       py::arg("panels"), py::arg("title") = "",
       py::arg("category_names") = std::vector<std::string>{});
+
+  m.def(
+      "render_line_chart_svg",
+      [](const std::vector<py::dict>& panels, const std::string& title) {
+        std::vector<ev::LineChartPanel> ps;
+        for (const auto& d : panels) {
+          ev::LineChartPanel p;
+          p.title = d.contains("title") ? d["title"].cast<std::string>() : "";
+          p.x_label = d.contains("x_label") ? d["x_label"].cast<std::string>() : "";
+          p.y_label = d.contains("y_label") ? d["y_label"].cast<std::string>() : "";
+          p.log_x = d.contains("log_x") && d["log_x"].cast<bool>();
+          p.log_y = d.contains("log_y") && d["log_y"].cast<bool>();
+          if (d.contains("series")) {
+            for (const auto& item : d["series"].cast<std::vector<py::dict>>()) {
+              ev::LineSeries l;
+              l.name = item["name"].cast<std::string>();
+              l.x = item["x"].cast<std::vector<double>>();
+              l.y = item["y"].cast<std::vector<double>>();
+              if (item.contains("err")) l.err = item["err"].cast<std::vector<double>>();
+              p.series.push_back(std::move(l));
+            }
+          }
+          ps.push_back(std::move(p));
+        }
+        return ev::render_line_chart_svg(ps, ev::LineChartOptions().title(title));
+      },
+      py::arg("panels"), py::arg("title") = "");
 
   m.def(
       "linear_probe",

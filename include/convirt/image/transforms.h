@@ -1,7 +1,7 @@
 #pragma once
-// The paper's image augmentation (section 4) as composable transforms, plus the functional ops they
-// are built from. Every op works on float images [C, H, W] or batches [B, C, H, W] (uint8 input is
-// scaled to [0, 1] first; the result is always float32, contiguous).
+// The paper's image augmentation (section 4) as composable transforms over the functional ops of
+// functional.h. Every transform works on float images [C, H, W] or batches [B, C, H, W] (uint8
+// input is scaled to [0, 1] first; the result is always float32, contiguous).
 //
 // Randomness: a transform never touches a global generator. It draws its parameters from a
 // convirt::image::Rng that the caller owns (or from a seed: `t(img, seed)` is `Rng rng(seed);
@@ -9,9 +9,9 @@
 // For a batch, one 64-bit seed per image is drawn from the caller's Rng first, in order, and each
 // image is then transformed with its own Rng(seed_b), in parallel: the result does not depend on
 // the thread count.
-//
-// Each functional op states the reference it matches (torchvision 0.14 tensor ops, see
-// docs/image.md); the tests check those references pixel by pixel.
+
+#include <convirt/image/functional.h>
+#include <convirt/image/rng.h>
 
 #include <torch/arg.h>
 #include <torch/types.h>
@@ -24,103 +24,6 @@
 #include <vector>
 
 namespace convirt::image {
-
-/// A small, fast, portable random generator (xoshiro256**, seeded through splitmix64). Uniform
-/// draws are computed by hand rather than with <random>'s distributions, whose output differs
-/// between standard libraries. Example: Rng rng(42); double a = rng.uniform(-20, 20); bool flip =
-/// rng.bernoulli(0.5);
-class Rng {
- public:
-  explicit Rng(uint64_t seed = 0);
-  /// The next 64 random bits.
-  uint64_t next_u64();
-  /// Uniform double in [lo, hi).
-  double uniform(double lo, double hi);
-  /// Uniform integer in [lo, hi) (hi > lo).
-  int64_t randint(int64_t lo, int64_t hi);
-  /// True with probability p.
-  bool bernoulli(double p);
-  /// The full state, for exact resume; set_state(state()) continues the same stream.
-  std::array<uint64_t, 4> state() const { return s_; }
-  void set_state(const std::array<uint64_t, 4>& state);
-
- private:
-  std::array<uint64_t, 4> s_;
-};
-
-/// A closed range {lo, hi} of a random parameter.
-using Range = std::array<double, 2>;
-
-/// Sampling rule for geometric ops.
-enum class Interpolation { kNearest, kBilinear };
-
-// ---------------------------------------------------------------------------------------------------
-// Functional ops (deterministic; the random transforms below call these with sampled parameters).
-
-/// Options of resize().
-struct ResizeOptions {
-  TORCH_ARG(Interpolation, interpolation) = Interpolation::kBilinear;
-  /// Bilinear only: widen the triangle filter by the downscale factor (PIL's and torchvision's
-  /// antialias=True), so downscaling averages every source pixel instead of skipping some.
-  TORCH_ARG(bool, antialias) = true;
-};
-
-/// Resizes to [.., height, width]. Bilinear with antialias matches
-/// torchvision.transforms.functional.resize(t, [h, w], InterpolationMode.BILINEAR, antialias=True)
-/// (= torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=True)) and
-/// PIL's Image.resize(BILINEAR); without antialias it matches interpolate(mode="bilinear",
-/// align_corners=False); nearest matches interpolate(mode="nearest").
-/// Example: auto small = resize(img, 224, 224);
-torch::Tensor resize(const torch::Tensor& image, int64_t height, int64_t width,
-                     const ResizeOptions& options = {});
-
-/// Crops the window (top, left, height, width), which must lie inside the image, and resizes it to
-/// [out_height, out_width] in one pass (no intermediate copy). Matches
-/// torchvision.transforms.functional.resized_crop(t, top, left, h, w, [oh, ow], BILINEAR,
-/// antialias=True).
-torch::Tensor resized_crop(const torch::Tensor& image, int64_t top, int64_t left, int64_t height,
-                           int64_t width, int64_t out_height, int64_t out_width,
-                           const ResizeOptions& options = {});
-
-/// Mirrors left-right (torchvision's hflip).
-torch::Tensor hflip(const torch::Tensor& image);
-
-/// Affine warp about the image centre, same size out. `angle` in degrees (torchvision's sign
-/// convention), `translate` {tx, ty} in pixels, `scale` > 0; pixels whose source falls outside take
-/// `fill`. Matches torchvision.transforms.functional.affine(t, angle, [tx, ty], scale, shear=[0,
-/// 0], interpolation, fill=[fill]) on tensors, sample for sample (grid_sample with
-/// align_corners=False).
-torch::Tensor affine(const torch::Tensor& image, double angle, std::array<double, 2> translate,
-                     double scale, Interpolation interpolation = Interpolation::kBilinear,
-                     double fill = 0.0);
-
-/// clamp(factor * x, 0, 1): torchvision's adjust_brightness on float tensors.
-torch::Tensor adjust_brightness(const torch::Tensor& image, double factor);
-
-/// clamp(factor * x + (1 - factor) * m, 0, 1) with m the mean of the grayscale image (for 3
-/// channels the luma 0.2989 R + 0.587 G + 0.114 B), per image: torchvision's adjust_contrast on
-/// float tensors.
-torch::Tensor adjust_contrast(const torch::Tensor& image, double factor);
-
-/// The kernel size used when GaussianBlurOptions.kernel_size is 0: 2 * ceil(3 sigma) + 1, the
-/// smallest odd size that covers +-3 sigma (99.7% of the mass), at least 3.
-int64_t gaussian_kernel_size(double sigma);
-
-/// Separable Gaussian blur with the normalised kernel exp(-x^2 / (2 sigma^2)) sampled at the
-/// integer offsets -(k-1)/2 .. (k-1)/2, and reflect padding (edge pixel not repeated): matches
-/// torchvision.transforms.functional.gaussian_blur(t, [k, k], [sigma, sigma]) on tensors.
-/// kernel_size 0 uses gaussian_kernel_size(sigma).
-torch::Tensor gaussian_blur(const torch::Tensor& image, double sigma, int64_t kernel_size = 0);
-
-/// Pads to a square with `fill`, centring the image (the extra pixel, if odd, goes right/bottom).
-torch::Tensor pad_to_square(const torch::Tensor& image, double fill = 0.0);
-
-/// (x - mean[c]) / stddev[c] per channel; a single value applies to every channel.
-torch::Tensor normalize(const torch::Tensor& image, const std::vector<double>& mean,
-                        const std::vector<double>& stddev);
-
-// ---------------------------------------------------------------------------------------------------
-// Transforms: Options + a class per type, all behind one interface so that Compose can chain them.
 
 /// The interface of every transform. Subclasses implement apply_one() for one contiguous float
 /// [C, H, W] image; this class handles dtype, batches and seeding.

@@ -108,11 +108,13 @@ struct ReproduceSummary {
   std::string tables_md;     ///< path of tables.md
   std::string tables;        ///< the Markdown tables (also printed)
   std::string tsne_svg;      ///< path of the Figure 3 style t-SNE plot
+  std::string report_md;     ///< path of report.md (tables and figures, see pipeline/report.h)
 };
 
 /// Generates (or reuses) the data, pretrains each method, runs the linear and fine-tuning protocols
 /// on the labelled set, zero-shot retrieval on the 8x200-style set and the t-SNE figure; writes
-/// results.json, tables.md and the figure into out_dir.
+/// results.json, tables.md, the figures (t-SNE, label efficiency, pretraining curves) and report.md
+/// into out_dir.
 ReproduceSummary reproduce(const ReproduceOptions& options);
 
 }  // namespace convirt::pipeline

@@ -1,4 +1,5 @@
 // t-SNE, the SVG scatter plot and the results tables / results.json.
+#include <convirt/eval/line_chart.h>
 #include <convirt/eval/plot.h>
 #include <convirt/eval/tables.h>
 #include <convirt/eval/tsne.h>
@@ -85,14 +86,63 @@ TEST_CASE("scatter SVG: one circle per point, a legend entry per category", "[ev
   std::stringstream ss;
   ss << in.rdbuf();
   CHECK(count(ss.str(), "<circle") == 30 + 3);
-  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    CHECK(entry.path().filename() == "fig.svg");  // no temporary left beside it
+  }
+  // The folder cannot exist: its would-be parent is a file.
   CHECK_THROWS_WITH(
-      ev::write_scatter_svg((dir / "missing" / "fig.svg").string(), {{"a", x, labels}}),
-      Contains("cannot open"));
+      ev::write_scatter_svg((dir / "fig.svg" / "sub" / "x.svg").string(), {{"a", x, labels}}),
+      Contains("cannot create the folder of figure"));
   CHECK_THROWS_WITH(ev::render_scatter_svg({{"a", at::randn({4, 3}), at::zeros({4}, at::kLong)}}),
                     Contains("panels[0].points must be [N, 2], got [4, 3]"));
   CHECK_THROWS_AS(ev::render_scatter_svg({{"a", at::randn({4, 2}), at::zeros({4})}}),
                   c10::TypeError);
+}
+
+TEST_CASE("line chart SVG: every point with its data, error bars, log axes, broken lines",
+          "[eval][plot]") {
+  ev::LineChartPanel auc{"CheXpert, linear", "labels (%)", "AUC (%)", true, false, {}};
+  auc.series.push_back({"ConVIRT", {1, 10, 100}, {80.5, 88.25, 91}, {1.5, 0.75, 0.25}});
+  auc.series.push_back({"Random <init>", {1, 10, 100}, {55, 60, 70}, {}});
+  ev::LineChartPanel loss{"Pretraining", "step", "loss", false, false, {}};
+  loss.series.push_back({"validation", {0, 100, 200, 300}, {2.0, std::nan(""), 1.0, 0.5}, {}});
+  const auto svg = ev::render_line_chart_svg({auc, loss}, ev::LineChartOptions().title("Figures"));
+  CHECK(svg.rfind("<?xml", 0) == 0);
+  CHECK(count(svg, "<g class=\"panel\">") == 2);
+  CHECK(count(svg, "<circle class=\"point\"") == 3 + 3 + 3);  // the NaN point is skipped
+  CHECK(count(svg, "class=\"error-bar\"") == 3);
+  CHECK_THAT(svg, Contains("data-x=\"10\" data-y=\"88.25\" data-err=\"0.75\""));
+  CHECK_THAT(svg, Contains("Random &lt;init&gt;"));
+  // The NaN breaks the validation line into two pieces: two "M" commands in its path.
+  const auto series = svg.find("data-name=\"validation\"");
+  REQUIRE(series != std::string::npos);
+  const auto d = svg.substr(svg.find("<path d=\"", series), svg.find("/>", series) - series);
+  CHECK(count(d, "M") == 2);
+  // A log x axis puts 1, 10, 100 at equal distances.
+  auto cx_of = [&](const std::string& data) {
+    const auto at = svg.find(data);
+    REQUIRE(at != std::string::npos);
+    const auto start = svg.rfind("cx=\"", at) + 4;
+    return std::stod(svg.substr(start, svg.find('"', start) - start));
+  };
+  const double c1 = cx_of("data-x=\"1\" data-y=\"80.5\""),
+               c10 = cx_of("data-x=\"10\" data-y=\"88.25\""),
+               c100 = cx_of("data-x=\"100\" data-y=\"91\"");
+  CHECK(c10 - c1 == Approx(c100 - c10).margin(1e-3));
+  CHECK(c10 - c1 > 50);
+
+  convirt::test::TempDir dir("convirt-eval-line");
+  ev::write_line_chart_svg((dir / "curves.svg").string(), {auc});
+  CHECK(count(convirt::test::read_text(dir / "curves.svg"), "<circle class=\"point\"") == 6);
+
+  CHECK_THROWS_WITH(ev::render_line_chart_svg({}), Contains("panels must hold at least one panel"));
+  ev::LineChartPanel ragged{"t", "x", "y", false, false, {{"a", {1, 2}, {1}, {}}}};
+  CHECK_THROWS_WITH(
+      ev::render_line_chart_svg({ragged}),
+      Contains("panels[0].series[0]: x and y must have the same length, got 2 and 1"));
+  ev::LineChartPanel negative{"t", "x", "y", false, false, {{"a", {1}, {1}, {-1}}}};
+  CHECK_THROWS_WITH(ev::render_line_chart_svg({negative}),
+                    Contains("panels[0].series[0].err[0] must be >= 0, got -1"));
 }
 
 TEST_CASE("results: tables shaped like the paper and a results.json round trip", "[eval][tables]") {
