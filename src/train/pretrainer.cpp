@@ -8,6 +8,7 @@
 #include <convirt/train/checkpoint.h>
 #include <convirt/train/metrics_log.h>
 #include <convirt/train/pretrainer.h>
+#include <convirt/train/run_folder.h>
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -479,6 +480,12 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   const fs::path out(options_.out_dir());
   const std::string last_ckpt = (out / "last.ckpt").string();
   const std::string best_model = (out / "best_model.pt").string();
+  // One writer per folder (held until run() returns), and a resume only of the run these options
+  // describe.
+  std::unique_ptr<RunFolderLock> folder_lock;
+  if (main) folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
+  const std::string run_options =
+      run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
   if (options_.resume()) {
     // Every rank loads the same checkpoint, so they must all see it (a shared file system).
     const double seen = sum_over_ranks(ctx, {checkpoint_exists(last_ckpt) ? 1.0 : 0.0})[0];
@@ -486,12 +493,14 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                   ctx.world_size(), " ranks see the checkpoint ", last_ckpt,
                   ": out_dir must be on a file system every rank reads");
     if (seen > 0) {
+      check_resume_options(options_.out_dir(), run_options, options_.allow_option_change());
       load_state(last_ckpt);
       if (options_.verbose() && main)
         std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", last_ckpt.c_str(),
                      static_cast<long long>(state_->step));
     }
   }
+  if (main) write_run_options(options_.out_dir(), run_options);
   // Only rank 0 writes the metrics; the other ranks compute the same global values anyway.
   std::unique_ptr<JsonLinesWriter> log;
   if (main) {

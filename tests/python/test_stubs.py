@@ -152,6 +152,14 @@ def test_models_presets_and_torchvision_export(tmp_path):
     assert isinstance(model, cm.ConVIRTModel)
     sd = cm.torchvision_state_dict(model)
     assert "conv1.weight" in sd and not any(k.startswith("fc.") for k in sd)
+    # The small preset's base width has no torchvision model: refused, nothing written.
+    with pytest.raises(ValueError, match="base_width 64.*got base_width"):
+        cm.export_torchvision(model, tmp_path / "small.pth")
+    assert not (tmp_path / "small.pth").exists()
+    cfg["image_encoder"] = "resnet18"
+    cfg["resnet"]["base_width"] = 64
+    model = cm.make(cfg)
+    sd = cm.torchvision_state_dict(model)
     cm.export_torchvision(model, tmp_path / "resnet.pth")
     saved = torch.load(tmp_path / "resnet.pth")
     assert saved.keys() == sd.keys() and all(torch.equal(saved[k], sd[k]) for k in sd)

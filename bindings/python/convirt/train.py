@@ -67,6 +67,7 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "workers": 2,
     "resume": True,
+    "allow_option_change": False,  # a resume may change only the budgets (max_steps, ...)
     "device": "cpu",
 }
 
