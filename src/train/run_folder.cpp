@@ -30,9 +30,11 @@ constexpr const char* kOptionsName = "run_options.json";
 
 // The locks this process holds, by folder: flock conflicts between two descriptors of one
 // process, and a program legitimately holds its folder around the Pretrainer that also takes it.
+// A forked child inherits this table but not the ownership: it must not re-enter its parent's lock.
 struct HeldLock {
   int fd = -1;
   int count = 0;
+  pid_t owner = 0;
 };
 std::mutex& held_mutex() {
   static std::mutex m;
@@ -101,6 +103,7 @@ RunFolderLock::RunFolderLock(const std::string& dir) {
   key_ = fs::weakly_canonical(fs::absolute(dir)).string();
   std::lock_guard<std::mutex> guard(held_mutex());
   auto& held = held_locks()[key_];
+  if (held.count > 0 && held.owner != ::getpid()) held = HeldLock();
   if (held.count > 0) {
     ++held.count;
     return;
@@ -133,12 +136,13 @@ RunFolderLock::RunFolderLock(const std::string& dir) {
   }
   held.fd = fd;
   held.count = 1;
+  held.owner = ::getpid();
 }
 
 RunFolderLock::~RunFolderLock() {
   std::lock_guard<std::mutex> guard(held_mutex());
   auto it = held_locks().find(key_);
-  if (it == held_locks().end() || --it->second.count > 0) return;
+  if (it == held_locks().end() || it->second.owner != ::getpid() || --it->second.count > 0) return;
   // Unlocking before close: another process may take the folder as soon as it is released.
   ::flock(it->second.fd, LOCK_UN);
   ::close(it->second.fd);

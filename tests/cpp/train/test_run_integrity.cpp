@@ -58,7 +58,7 @@ struct Data {
   }
 };
 
-Data& data() {
+Data& dataset() {
   static Data d;
   return d;
 }
@@ -67,7 +67,7 @@ Data& data() {
 std::vector<std::string> pretrain(const fs::path& out, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> a{"pretrain",
                              "--data",
-                             data().root.string(),
+                             dataset().root.string(),
                              "--out",
                              out.string(),
                              "--image-size",
@@ -235,7 +235,7 @@ TEST_CASE("convirt pretrain: a held run folder, a missing --vocab and usage erro
   CHECK_THAT(r.output, Contains("--vocab: no such file"));
   CHECK_FALSE(fs::exists(missing));
 
-  r = run({"pretrain", "--data", data().root.string(), "--no-such-flag"}, tmp / "flag.log");
+  r = run({"pretrain", "--data", dataset().root.string(), "--no-such-flag"}, tmp / "flag.log");
   CHECK(r.status.exit_code == 2);
   r = run(pretrain(out, {"--batch-size", "many"}), tmp / "value.log");
   CHECK(r.status.exit_code == 2);
