@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <convirt/io/checkpoint.h>
+#include <convirt/io/torch_file.h>
 #include <convirt/io/torchvision.h>
 #include <convirt/models/convirt.h>
 #include <convirt/models/presets.h>
