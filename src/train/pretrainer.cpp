@@ -185,6 +185,8 @@ struct Pretrainer::State {
   std::unique_ptr<dist::GradientSynchronizer> sync;
   /// The parameters' dtype: images are cast to it.
   torch::ScalarType compute_dtype = torch::kFloat;
+  /// This run's record (run_folder.h), checked against the folder's on resume.
+  std::string run_options;
 };
 
 Pretrainer::Pretrainer(models::ConVIRTModel model,
@@ -441,6 +443,8 @@ void Pretrainer::load_state(const std::string& path) {
   torch::Tensor saved_world;
   dist::check_resume_world_size(
       archive.try_read("world_size", saved_world) ? saved_world.item<int64_t>() : 1, ctx);
+  // Before any weight is loaded: a changed option is named, not a LibTorch shape error.
+  check_resume_options(options_.out_dir(), state_->run_options, options_.allow_option_change());
   CONVIRT_CHECK_VALUE(read_i64("objective") == static_cast<int64_t>(options_.objective()),
                       "checkpoint '", used, "' was written with another objective than '",
                       to_string(options_.objective()), "'");
@@ -484,7 +488,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   // describe.
   std::unique_ptr<RunFolderLock> folder_lock;
   if (main) folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
-  const std::string run_options =
+  state_->run_options =
       run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
   if (options_.resume()) {
     // Every rank loads the same checkpoint, so they must all see it (a shared file system).
@@ -493,14 +497,13 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                   ctx.world_size(), " ranks see the checkpoint ", last_ckpt,
                   ": out_dir must be on a file system every rank reads");
     if (seen > 0) {
-      check_resume_options(options_.out_dir(), run_options, options_.allow_option_change());
       load_state(last_ckpt);
       if (options_.verbose() && main)
         std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", last_ckpt.c_str(),
                      static_cast<long long>(state_->step));
     }
   }
-  if (main) write_run_options(options_.out_dir(), run_options);
+  if (main) write_run_options(options_.out_dir(), state_->run_options);
   // Only rank 0 writes the metrics; the other ranks compute the same global values anyway.
   std::unique_ptr<JsonLinesWriter> log;
   if (main) {

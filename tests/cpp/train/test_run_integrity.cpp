@@ -173,7 +173,7 @@ TEST_CASE("run folder lock: re-entered in one process, refused to another naming
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
 
-TEST_CASE("convirt pretrain records its options; a resume that changes them is refused",
+TEST_CASE("convirt pretrain records its options and refuses a resume that changes them",
           "[train][run_folder][cli]") {
   test::TempDir tmp("convirt-runopts");
   const fs::path out = tmp / "run";
