@@ -235,6 +235,15 @@ void check_resume_options(const std::string& dir, const std::string& current_jso
 }
 
 void write_run_options(const std::string& dir, const std::string& json) {
+  // A resume with unchanged options writes nothing: the record is already there, and a run that
+  // only continues should not need disk space for it.
+  const fs::path path = fs::path(dir) / kOptionsName;
+  if (fs::exists(path)) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (text.str() == json) return;
+  }
   write_file_atomically((fs::path(dir) / kOptionsName).string(), json, "run options");
 }
 

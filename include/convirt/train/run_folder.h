@@ -60,7 +60,7 @@ std::vector<std::string> run_option_differences(const std::string& recorded_json
 void check_resume_options(const std::string& dir, const std::string& current_json,
                           bool allow_budget_changes);
 
-/// Writes `dir/run_options.json` atomically.
+/// Writes `dir/run_options.json` atomically, unless it already holds exactly `json`.
 void write_run_options(const std::string& dir, const std::string& json);
 
 }  // namespace convirt::train
