@@ -4,6 +4,7 @@
 
 #include "config_file.h"
 
+#include <convirt/core/check.h>
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
 #include <convirt/dist/launch.h>
@@ -14,7 +15,9 @@
 #include <convirt/pipeline/experiment.h>
 #include <convirt/pipeline/retrieval.h>
 #include <convirt/pipeline/tsne_figure.h>
+#include <convirt/train/metrics_log.h>
 #include <convirt/train/pretrainer.h>
+#include <convirt/train/run_folder.h>
 
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
@@ -34,10 +37,14 @@ using namespace convirt;
 namespace {
 
 train::Pretrainer* g_running = nullptr;
+volatile std::sig_atomic_t g_signal = 0;
 
 // Ctrl-C (or SIGTERM) asks the trainer to stop after the current step; it then writes its
-// checkpoint and returns, so `convirt pretrain` can be resumed later with the same command.
-void on_signal(int) {
+// checkpoint and returns, so `convirt pretrain` can be resumed later with the same command. A
+// second signal is not caught: it ends the program at once, as the user then means.
+void on_signal(int sig) {
+  g_signal = sig;
+  std::signal(sig, SIG_DFL);
   if (g_running) g_running->request_stop();
 }
 
@@ -71,24 +78,53 @@ void add_synthetic_options(CLI::App* app, data::synthetic::SyntheticOptions& o) 
 
 struct PretrainArgs {
   std::string data, out = "runs/pretrain", preset = "small", objective = "convirt", vocab;
-  int64_t vocab_size = 2048, image_size = 64, batch_size = 32, max_steps = 0, max_evals = 0,
+  int64_t vocab_size = 2048, image_size = 0, batch_size = 32, max_steps = 0, max_evals = 0,
           eval_every = 500, threads = 0, workers = 2, log_every = 20;
   double lr = 1e-4, weight_decay = 1e-6, max_seconds = 0, temperature = 0.1, weight = 0.75,
          grad_clip = 0;
   uint64_t seed = 0;
-  bool no_resume = false;
+  bool no_resume = false, allow_option_change = false;
 };
+
+// A run stopped by a signal is not a finished run: it says so in metrics.jsonl and on stderr,
+// writes no model.pt, and exits as a shell reports the signal (128 + its number: 130 SIGINT, 143
+// SIGTERM).
+int report_interrupted(const std::string& out, bool main, int sig, int64_t step) {
+  const std::string name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+  if (main) {
+    train::JsonLinesWriter((fs::path(out) / "metrics.jsonl").string())
+        .write({{"event", std::string("interrupted")}, {"signal", name}, {"step", step}});
+    std::fprintf(stderr,
+                 "convirt: pretraining interrupted by %s at step %lld; checkpoint: %s (run the "
+                 "same command to resume)\n",
+                 name.c_str(), static_cast<long long>(step),
+                 (fs::path(out) / "last.ckpt").string().c_str());
+  }
+  return 128 + sig;
+}
 
 int run_pretrain(const PretrainArgs& a) {
   set_num_threads(static_cast<int>(a.threads));
   // A single process, or one rank of a job started by `convirt launch`, torchrun or Slurm.
   auto ctx = dist::DistributedContext::from_environment();
+  // Before anything is read or written: a second `pretrain` on this folder fails at once.
+  std::unique_ptr<train::RunFolderLock> folder_lock;
+  if (ctx.is_main()) folder_lock = std::make_unique<train::RunFolderLock>(a.out);
   auto config = models::preset(a.preset);
+  // The size the images are fed at is the one the saved model records (evaluation reads it).
+  CONVIRT_CHECK_VALUE(a.image_size >= 0, "--image-size must be >= 0 (0: the preset's), got ",
+                      a.image_size);
+  if (a.image_size > 0) config.image_size(a.image_size);
+  const int64_t image_size = config.image_size();
   const int64_t channels = config.resnet().in_channels();
+  // An explicit vocabulary must exist: a typo must not silently build (and use) a new one.
+  CONVIRT_CHECK_VALUE(a.vocab.empty() || fs::is_regular_file(a.vocab), "--vocab: no such file '",
+                      a.vocab, "'; omit --vocab to build a vocabulary from the training reports ",
+                      "into ", (fs::path(a.out) / "vocab.txt").string());
   auto train_set =
-      pipeline::load_pairs(a.data, "train", pipeline::pretrain_transform(a.image_size), channels);
+      pipeline::load_pairs(a.data, "train", pipeline::pretrain_transform(image_size), channels);
   auto val_set =
-      pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(a.image_size), channels);
+      pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(image_size), channels);
   const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
   // Rank 0 builds and writes the vocabulary; the others then read that very file.
   std::shared_ptr<text::WordPieceTokenizer> tokenizer;
@@ -96,7 +132,8 @@ int run_pretrain(const PretrainArgs& a) {
       ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
       "building the vocabulary " + vocab);
   if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
-  if (a.preset == "small") config = models::small_preset(tokenizer->vocab_size());
+  if (a.preset == "small")
+    config = models::small_preset(tokenizer->vocab_size()).image_size(image_size);
   config.bert().config().vocab_size(tokenizer->vocab_size());
   torch::manual_seed(a.seed);
   auto model = models::make_convirt(config);
@@ -117,6 +154,7 @@ int run_pretrain(const PretrainArgs& a) {
       .seed(a.seed)
       .workers(a.workers)
       .resume(!a.no_resume)
+      .allow_option_change(a.allow_option_change)
       .distributed(ctx)
       .device(torch::cuda::is_available()
                   ? torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(
@@ -128,6 +166,7 @@ int run_pretrain(const PretrainArgs& a) {
   std::signal(SIGTERM, on_signal);
   auto r = trainer.run();
   g_running = nullptr;
+  if (g_signal != 0) return report_interrupted(a.out, ctx.is_main(), g_signal, r.steps);
   // Every rank ends with the same (best) weights; rank 0 writes and reports them.
   if (!ctx.is_main()) return 0;
   const std::string final_model = (fs::path(a.out) / "model.pt").string();
@@ -264,10 +303,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   c_pre->add_option("--preset", pre.preset, "Model preset: small | paper")->capture_default_str();
   c_pre->add_option("--objective", pre.objective, "convirt | binary")->capture_default_str();
-  c_pre->add_option("--vocab", pre.vocab, "vocab.txt to use (default: built from the corpus)");
+  c_pre->add_option("--vocab", pre.vocab,
+                    "Existing vocab.txt to use (default: built from the corpus into "
+                    "OUT/vocab.txt)");
   c_pre->add_option("--vocab-size", pre.vocab_size, "Size of a vocabulary built from the corpus")
       ->capture_default_str();
-  c_pre->add_option("--image-size", pre.image_size, "Model input side in pixels")
+  c_pre
+      ->add_option("--image-size", pre.image_size,
+                   "Model input side in pixels (0: the preset's, small 64, paper 224)")
       ->capture_default_str();
   c_pre->add_option("--batch-size", pre.batch_size)->capture_default_str();
   c_pre->add_option("--lr", pre.lr, "Adam learning rate")->capture_default_str();
@@ -290,6 +333,9 @@ int main(int argc, char** argv) {
   c_pre->add_option("--workers", pre.workers, "Data loading threads")->capture_default_str();
   c_pre->add_option("--seed", pre.seed)->capture_default_str();
   c_pre->add_flag("--no-resume", pre.no_resume, "Start over even if out/last.ckpt exists");
+  c_pre->add_flag("--allow-option-change", pre.allow_option_change,
+                  "Let a resume change its budgets (--max-steps, --max-evals, --max-seconds, "
+                  "--log-every, --workers); other options must match out/run_options.json");
 
   // eval linear | finetune | retrieval
   EvalArgs ev;
@@ -451,7 +497,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(static_cast<int>(cargs.size()), cargs.data());
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" with status 0; every real usage error is status 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
 
   try {

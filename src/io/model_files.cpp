@@ -78,7 +78,34 @@ StateDict torchvision_state_dict(const models::ResNetImpl& net) {
   return sd;
 }
 
+namespace {
+
+// torchvision builds resnet18/34/50/101/152 with a 64-channel stem and width_per_group 64, and
+// wide_resnet50_2/101_2 with the same stem and 128 only inside the bottleneck; a ResNet of another
+// base width (the small preset's) or custom block counts has no torchvision model that loads it.
+// Checked before anything is written, so no file exists that its target rejects.
+void check_torchvision_compatible(const models::ResNetImpl& net) {
+  const auto& o = net.options;
+  CONVIRT_CHECK_VALUE(o.base_width() == 64,
+                      "export to torchvision needs a ResNet of base_width 64 (torchvision's "
+                      "resnet18/34/50/101 have 64 stem channels and width_per_group 64; "
+                      "wide_resnet50_2/101_2 keep the 64-channel stem with width_per_group 128 "
+                      "inside the bottleneck, which convirt's ResNet does not build), got "
+                      "base_width ",
+                      o.base_width(), "; nothing was written");
+  const std::vector<int64_t> standard = o.depth() == 18    ? std::vector<int64_t>{2, 2, 2, 2}
+                                        : o.depth() == 101 ? std::vector<int64_t>{3, 4, 23, 3}
+                                                           : std::vector<int64_t>{3, 4, 6, 3};
+  CONVIRT_CHECK_VALUE(o.layers().empty() || o.layers() == standard,
+                      "export to torchvision needs torchvision's block counts for resnet",
+                      o.depth(), ", got custom layers ", convirt::detail::shape_str(o.layers()),
+                      "; nothing was written");
+}
+
+}  // namespace
+
 void save_torchvision_resnet(const models::ResNetImpl& net, const std::string& path) {
+  check_torchvision_compatible(net);
   write_torch_state_dict(path, torchvision_state_dict(net));
 }
 

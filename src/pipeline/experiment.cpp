@@ -232,6 +232,8 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   models::ModelConfig config = o.preset() == "small" ? models::small_preset(tokenizer->vocab_size())
                                                      : models::preset(o.preset());
   config.bert().config().vocab_size(tokenizer->vocab_size());
+  // The saved models record the size their images are fed at (evaluation reads it back).
+  config.image_size(o.image_size());
 
   // 2. One model per method: random init is the untrained model; the others are pretrained.
   std::map<std::string, std::string> checkpoints;

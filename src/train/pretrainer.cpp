@@ -8,6 +8,7 @@
 #include <convirt/train/checkpoint.h>
 #include <convirt/train/metrics_log.h>
 #include <convirt/train/pretrainer.h>
+#include <convirt/train/run_folder.h>
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -184,6 +185,8 @@ struct Pretrainer::State {
   std::unique_ptr<dist::GradientSynchronizer> sync;
   /// The parameters' dtype: images are cast to it.
   torch::ScalarType compute_dtype = torch::kFloat;
+  /// This run's record (run_folder.h), checked against the folder's on resume.
+  std::string run_options;
 };
 
 Pretrainer::Pretrainer(models::ConVIRTModel model,
@@ -440,6 +443,8 @@ void Pretrainer::load_state(const std::string& path) {
   torch::Tensor saved_world;
   dist::check_resume_world_size(
       archive.try_read("world_size", saved_world) ? saved_world.item<int64_t>() : 1, ctx);
+  // Before any weight is loaded: a changed option is named, not a LibTorch shape error.
+  check_resume_options(options_.out_dir(), state_->run_options, options_.allow_option_change());
   CONVIRT_CHECK_VALUE(read_i64("objective") == static_cast<int64_t>(options_.objective()),
                       "checkpoint '", used, "' was written with another objective than '",
                       to_string(options_.objective()), "'");
@@ -479,6 +484,12 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   const fs::path out(options_.out_dir());
   const std::string last_ckpt = (out / "last.ckpt").string();
   const std::string best_model = (out / "best_model.pt").string();
+  // One writer per folder (held until run() returns), and a resume only of the run these options
+  // describe.
+  std::unique_ptr<RunFolderLock> folder_lock;
+  if (main) folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
+  state_->run_options =
+      run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
   if (options_.resume()) {
     // Every rank loads the same checkpoint, so they must all see it (a shared file system).
     const double seen = sum_over_ranks(ctx, {checkpoint_exists(last_ckpt) ? 1.0 : 0.0})[0];
@@ -492,6 +503,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                      static_cast<long long>(state_->step));
     }
   }
+  if (main) write_run_options(options_.out_dir(), state_->run_options);
   // Only rank 0 writes the metrics; the other ranks compute the same global values anyway.
   std::unique_ptr<JsonLinesWriter> log;
   if (main) {

@@ -64,14 +64,52 @@ def test_stats_and_lambda_extremes():
 
 def test_module_and_learnable_temperature():
     crit = convirt.InfoNCELoss(temperature=0.5, learnable_temperature=True)
-    assert "temperature" in dict(crit.named_parameters())
+    assert set(dict(crit.named_parameters())) == {"log_temperature"}
+    assert crit.temperature.item() == pytest.approx(0.5, rel=1e-6)
     v = torch.randn(8, 4)
     loss = crit(v, v + 0.01 * torch.randn(8, 4))
     loss.backward()
-    assert crit.temperature.grad is not None and math.isfinite(crit.temperature.grad.item())
+    grad = crit.log_temperature.grad
+    assert grad is not None and math.isfinite(grad.item()) and grad.item() != 0
     assert "learnable" in repr(crit)
     fixed = convirt.InfoNCELoss(temperature=0.1)
     assert len(list(fixed.parameters())) == 0
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])  # one step towards each bound
+def test_learnable_temperature_stays_in_bounds_after_a_huge_step(sign):
+    """A single SGD step of any size cannot make tau non-positive (log-space parameter, clamped as
+    CLIP clamps its logit scale); the next call still works and gives a finite loss."""
+    torch.manual_seed(0)
+    crit = convirt.InfoNCELoss(temperature=0.1, learnable_temperature=True)
+    v, u = torch.randn(16, 8), torch.randn(16, 8)
+    (sign * crit(v, u)).backward()
+    assert crit.log_temperature.grad.item() != 0
+    torch.optim.SGD(crit.parameters(), lr=1e6).step()
+    tau = crit.temperature.item()
+    assert crit.MIN_TEMPERATURE * (1 - 1e-6) <= tau <= crit.MAX_TEMPERATURE * (1 + 1e-6)
+    assert tau in (pytest.approx(crit.MIN_TEMPERATURE), pytest.approx(crit.MAX_TEMPERATURE))
+    assert math.isfinite(crit(v, u).item())
+
+
+def test_learnable_temperature_gradcheck_float64():
+    crit = convirt.InfoNCELoss(temperature=0.3, learnable_temperature=True, backend="reference").double()
+    try:
+        from torch.func import functional_call
+    except ImportError:  # LibTorch 1.13's Python
+        from torch.nn.utils.stateless import functional_call
+    v = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    log_t = torch.tensor(math.log(0.3), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b, t: functional_call(crit, {"log_temperature": t}, (a, b)), (v, u, log_t))
+
+
+def test_fixed_temperature_is_the_exact_float64_value():
+    crit = convirt.InfoNCELoss(temperature=0.1)
+    assert crit.temperature.dtype == torch.float64 and crit.temperature.item() == 0.1
+    v, u = torch.randn(8, 4), torch.randn(8, 4)
+    assert torch.equal(crit(v, u), convirt.infonce_loss(v, u, temperature=0.1))
 
 
 def test_low_precision_inputs_give_float32_loss():

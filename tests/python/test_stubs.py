@@ -150,6 +150,15 @@ def test_models_presets_and_torchvision_export(tmp_path):
     assert cfg["image_size"] == 64
     model = cm.make(cfg)
     assert isinstance(model, cm.ConVIRTModel)
+    # The small preset's base width has no torchvision model: refused, nothing written.
+    with pytest.raises(ValueError, match="base_width 64.*got base_width 32"):
+        cm.export_torchvision(model, tmp_path / "small.pth")
+    assert not (tmp_path / "small.pth").exists()
+    with pytest.raises(ValueError, match="got base_width 32"):
+        cm.torchvision_state_dict(model)
+    cfg["image_encoder"] = "resnet18"
+    cfg["resnet"]["base_width"] = 64
+    model = cm.make(cfg)
     sd = cm.torchvision_state_dict(model)
     assert "conv1.weight" in sd and not any(k.startswith("fc.") for k in sd)
     cm.export_torchvision(model, tmp_path / "resnet.pth")

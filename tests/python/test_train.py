@@ -3,6 +3,7 @@
 Run: PYTHONPATH=build/python /usr/bin/python3 -m pytest tests/python/test_train.py
 """
 import csv
+import json
 import os
 import signal
 import threading
@@ -85,8 +86,28 @@ def test_ctrl_c_leaves_a_checkpoint_and_resumes(corpus, tmp_path):
     finally:
         timer.cancel()
     assert os.path.exists(out / "last.ckpt")
-    resumed = train.pretrain(config(corpus, out, max_steps=3, eval_every=100000))
+    # A smaller step budget is a change of budget only: allowed when asked for.
+    resumed = train.pretrain(config(corpus, out, max_steps=3, eval_every=100000,
+                                    allow_option_change=True))
     assert resumed["steps"] >= 1
+
+
+def test_resume_with_changed_options_is_refused(corpus, tmp_path):
+    out = tmp_path / "run"
+    first = train.pretrain(config(corpus, out, max_steps=2))
+    assert first["steps"] == 2
+    recorded = json.loads((out / "run_options.json").read_text())
+    assert recorded["learning_rate"] == 1e-3 and recorded["batch_size"] == 4
+    with pytest.raises(ValueError, match=r"learning_rate: recorded 0\.001, now 0\.01"):
+        train.pretrain(config(corpus, out, max_steps=2, learning_rate=1e-2))
+    with pytest.raises(ValueError, match=r"max_steps: recorded 2, now 3"):
+        train.pretrain(config(corpus, out, max_steps=3))
+    # The flag allows budgets only: a changed temperature still refuses, a longer run continues.
+    with pytest.raises(ValueError, match=r"temperature: recorded 0\.1, now 0\.2"):
+        train.pretrain(config(corpus, out, max_steps=3, temperature=0.2, allow_option_change=True))
+    again = train.pretrain(config(corpus, out, max_steps=3, allow_option_change=True))
+    assert again["steps"] == 3
+    assert json.loads((out / "run_options.json").read_text())["max_steps"] == 3
 
 
 def test_config_errors(corpus, tmp_path):
@@ -139,7 +160,7 @@ def test_pretrain_from_mimic_root_with_cli_keys(mimic_root, tmp_path):
     assert cfg["bert"]["config"]["vocab_size"] == len(vocab)
     assert model.output_dim > 0 and any(m["is_eval"] for m in seen)
     # Resuming with the built vocabulary reuses it (same file, same ids).
-    again = train.pretrain(cli_config, verbose=False, max_steps=4)
+    again = train.pretrain(cli_config, verbose=False, max_steps=4, allow_option_change=True)
     assert again["steps"] == 4 and (out / "vocab.txt").read_text().splitlines() == vocab
 
 

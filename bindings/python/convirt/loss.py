@@ -5,7 +5,8 @@ argument checks, normalisation, and the reference / fused CPU / fused CUDA imple
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+import math
+from typing import Any, NamedTuple, Union
 
 import torch
 
@@ -71,14 +72,22 @@ def infonce_loss(
 class InfoNCELoss(torch.nn.Module):
     """Module form of :func:`infonce_loss`.
 
-    With ``learnable_temperature=True`` the temperature is an ``nn.Parameter`` named ``temperature``
-    (initialised to ``temperature``) that optimisers update, as CLIP learns its logit scale.
+    With ``learnable_temperature=True`` the module learns ``log_temperature`` (an ``nn.Parameter``,
+    initialised to ``log(temperature)``), as CLIP learns its logit scale in log space; ``temperature``
+    is then ``exp(log_temperature)`` clamped to [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``] = [0.01,
+    100] (CLIP clamps its logit scale 1/tau at 100). However large an optimiser step, tau stays
+    positive and finite; beyond a bound the gradient of ``log_temperature`` is zero. Without it the
+    temperature is a float64 buffer, exactly the value given.
 
     Example::
 
         criterion = convirt.InfoNCELoss(temperature=0.1, image_to_text_weight=0.75)
         loss = criterion(v, u)
     """
+
+    #: Bounds of a learnable temperature (CLIP's logit-scale clamp of 100 is tau >= 0.01).
+    MIN_TEMPERATURE = 0.01
+    MAX_TEMPERATURE = 100.0
 
     def __init__(self, temperature: float = 0.1, image_to_text_weight: float = 0.75,
                  normalize: bool = True, eps: float = 1e-12, backend: str = "auto",
@@ -95,16 +104,27 @@ class InfoNCELoss(torch.nn.Module):
         self.eps = float(eps)
         self.backend = backend
         if learnable_temperature:
-            self.temperature = torch.nn.Parameter(torch.tensor(float(temperature)))
+            if not self.MIN_TEMPERATURE <= temperature <= self.MAX_TEMPERATURE:
+                raise ValueError(f"a learnable temperature must start in [{self.MIN_TEMPERATURE}, "
+                                 f"{self.MAX_TEMPERATURE}], got {temperature}")
+            self.log_temperature = torch.nn.Parameter(torch.tensor(math.log(float(temperature))))
         else:
             self.register_buffer("temperature", torch.tensor(float(temperature), dtype=torch.float64))
+
+    def __getattr__(self, name: str) -> Any:
+        # A learnable module's tau is derived from log_temperature on every access, so that it is
+        # the value the loss uses (clamped) and carries the gradient back to the parameter.
+        if name == "temperature" and "log_temperature" in self.__dict__.get("_parameters", {}):
+            log_t = self._parameters["log_temperature"]
+            return log_t.clamp(math.log(self.MIN_TEMPERATURE), math.log(self.MAX_TEMPERATURE)).exp()
+        return super().__getattr__(name)
 
     def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, return_stats: bool = False):
         return infonce_loss(image_emb, text_emb, self.temperature, self.image_to_text_weight,
                             self.normalize, self.eps, self.backend, return_stats)
 
     def extra_repr(self) -> str:
-        learnable = isinstance(self.temperature, torch.nn.Parameter)
+        learnable = "log_temperature" in self._parameters
         return (f"temperature={float(self.temperature):g}{' (learnable)' if learnable else ''}, "
                 f"image_to_text_weight={self.image_to_text_weight}, normalize={self.normalize}, "
                 f"backend='{self.backend}'")

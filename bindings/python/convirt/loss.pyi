@@ -22,6 +22,8 @@ def infonce_loss(image_emb: torch.Tensor, text_emb: torch.Tensor,
                  return_stats: Literal[True] = ...) -> InfoNCEOutput: ...
 
 class InfoNCELoss(torch.nn.Module):
+    MIN_TEMPERATURE: float
+    MAX_TEMPERATURE: float
     temperature: torch.Tensor
     image_to_text_weight: float
     normalize: bool

@@ -76,7 +76,8 @@ def torchvision_state_dict(model_or_path: Any) -> Dict[str, torch.Tensor]:
     """The image encoder's weights under torchvision's names (no ``fc.*``: the encoder has no classifier).
 
     A 1-channel encoder's ``conv1.weight`` is returned as 3 channels of ``w / 3``, so the torchvision model
-    gives the same output on a grey image replicated to RGB.
+    gives the same output on a grey image replicated to RGB. An encoder no torchvision model can hold
+    (base width other than 64, e.g. the small preset's 32, or custom block counts) is a ValueError.
     """
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "resnet.pth")
@@ -105,7 +106,11 @@ def torchvision_resnet(model_or_path: Any, num_classes: int = 1000) -> torch.nn.
 
 
 def export_torchvision(model_or_path: Any, path: str) -> None:
-    """Writes the image encoder as a torchvision state_dict file (``torch.load`` + ``load_state_dict``)."""
+    """Writes the image encoder as a torchvision state_dict file (``torch.load`` + ``load_state_dict``).
+
+    Raises ValueError, before anything is written, for an encoder no torchvision model can load: a base
+    width other than torchvision's 64 (the small preset has 32) or custom block counts.
+    """
     _model(model_or_path).export_torchvision(os.fspath(path))
 
 

@@ -3,7 +3,9 @@
 The run is C++ with the GIL released; ``callback(metrics)`` is called with a dict on every logged
 step and every evaluation (return ``False`` to stop). Ctrl-C stops the run after the current step,
 lets the trainer write its checkpoint (``out_dir/last.ckpt``), then raises ``KeyboardInterrupt``;
-running the same config again resumes from that checkpoint.
+running the same config again resumes from that checkpoint. A resume must have the options recorded
+in ``out_dir/run_options.json`` (a ``ValueError`` lists each difference); ``allow_option_change=True``
+lets it change the budgets only (max_steps, max_evals, max_seconds, log_every, verbose, workers).
 
 The pairs come from a MIMIC-CXR-JPG-layout root (``data``: splits "train" and "validate"; the
 vocabulary is read from ``vocab``, default ``out_dir/vocab.txt``, or built there from the training
@@ -67,6 +69,7 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "workers": 2,
     "resume": True,
+    "allow_option_change": False,  # a resume may change only the budgets (max_steps, ...)
     "device": "cpu",
 }
 

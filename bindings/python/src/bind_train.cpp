@@ -222,7 +222,8 @@ void bind_train(py::module_& m) {
          int64_t lr_patience, double lr_decay, int64_t max_evals, int64_t max_steps,
          double max_seconds, double grad_clip_norm, bool mixed_precision, int64_t max_bad_steps,
          int64_t max_length, int64_t log_every, bool verbose, uint64_t seed, int64_t workers,
-         bool resume, const std::string& device, const py::object& callback) {
+         bool resume, const std::string& device, bool allow_option_change,
+         const py::object& callback) {
         CONVIRT_CHECK_VALUE(!out_dir.empty(), "out_dir must not be empty");
         CONVIRT_CHECK_VALUE(data.empty() || (train_csv.empty() && val_csv.empty()),
                             "give either data (a MIMIC-CXR-JPG root) or train_csv and val_csv, "
@@ -233,6 +234,11 @@ void bind_train(py::module_& m) {
         CONVIRT_CHECK_VALUE(!data.empty() || !vocab.empty(),
                             "vocab is required with train_csv / val_csv (with data it defaults to "
                             "a vocabulary built from the corpus into out_dir/vocab.txt)");
+        // An explicit vocabulary must exist: a typo must not silently build (and use) a new one.
+        CONVIRT_CHECK_VALUE(vocab.empty() || std::filesystem::is_regular_file(vocab),
+                            "vocab: no such file '", vocab,
+                            "'; leave vocab empty to build one from the training reports into "
+                            "out_dir/vocab.txt (with data)");
         CONVIRT_CHECK_VALUE(vocab_size > 0, "vocab_size must be positive, got ", vocab_size);
         CONVIRT_CHECK_VALUE(image_size >= 0, "image_size must be >= 0 (0: the model's), got ",
                             image_size);
@@ -275,6 +281,7 @@ void bind_train(py::module_& m) {
                         .seed(seed)
                         .workers(workers)
                         .resume(resume)
+                        .allow_option_change(allow_option_change)
                         .device(torch::Device(device));
         return run_pretraining(a, callback);
       },
@@ -290,7 +297,7 @@ void bind_train(py::module_& m) {
       py::arg("mixed_precision") = true, py::arg("max_bad_steps") = 20, py::arg("max_length") = 0,
       py::arg("log_every") = 20, py::arg("verbose") = true, py::arg("seed") = 0,
       py::arg("workers") = 2, py::arg("resume") = true, py::arg("device") = "cpu",
-      py::arg("callback") = py::none());
+      py::arg("allow_option_change") = false, py::arg("callback") = py::none());
 }
 
 }  // namespace convirt::python

@@ -31,7 +31,8 @@ models::ModelConfig read_convirt_config(const std::string& path);
 LoadReport load_convirt_weights(torch::nn::Module& model, const std::string& path,
                                 bool strict = true);
 
-/// Writes the image encoder as a torchvision state_dict (torch.save format); it must be a ResNet.
+/// Writes the image encoder as a torchvision state_dict (torch.save format); it must be a ResNet
+/// torchvision has (base width 64, standard block counts), else a ValueError before any write.
 void export_torchvision(const models::ConVIRTModelImpl& model, const std::string& path);
 
 /// Writes the text encoder as a HF BERT folder; it must be a Bert.

@@ -40,7 +40,9 @@ LoadReport load_torchvision_resnet(models::ResNetImpl& net, StateDict state,
 StateDict torchvision_state_dict(const models::ResNetImpl& net);
 
 /// Writes torchvision_state_dict(net) so that Python's torch.load(path) gives a dict for
-/// torchvision.models.resnetXX().load_state_dict().
+/// torchvision.models.resnetXX().load_state_dict(). A ResNet no torchvision model can hold (base
+/// width other than 64, custom block counts) is a ValueError naming the width, raised before
+/// anything is written.
 ///
 /// Example:
 ///   convirt::io::save_torchvision_resnet(*net, "resnet50_convirt.pth");

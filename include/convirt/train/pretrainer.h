@@ -76,8 +76,12 @@ struct PretrainOptions {
   TORCH_ARG(bool, verbose) = true;
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(int64_t, workers) = 2;
-  /// Continue from out_dir/last.ckpt when it exists.
+  /// Continue from out_dir/last.ckpt when it exists. The resume must have the options recorded in
+  /// out_dir/run_options.json (see train/run_folder.h); a difference is a ValueError listing each.
   TORCH_ARG(bool, resume) = true;
+  /// Let a resume change the budgets (max_steps, max_evals, max_seconds, log_every, verbose,
+  /// workers); every other recorded option must still match.
+  TORCH_ARG(bool, allow_option_change) = false;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   /// The job this process belongs to; the default is a single process. Every rank must be given
   /// the same options (out_dir on a file system they all see) and the same datasets.

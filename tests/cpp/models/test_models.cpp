@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <convirt/io/checkpoint.h>
+#include <convirt/io/torch_file.h>
 #include <convirt/io/torchvision.h>
 #include <convirt/models/convirt.h>
 #include <convirt/models/presets.h>
@@ -250,7 +251,14 @@ TEST_CASE("checkpoints rebuild the model and exports open as torchvision and HF"
   CHECK_THROWS_WITH(io::load_convirt_weights(*other, path),
                     Contains("image_head.fc2.weight: expected [16, 64], got [8, 64]"));
 
-  io::export_torchvision(*model, (dir / "r18.pth").string());
+  // A base width torchvision has no model for is refused before anything is written; the
+  // layout itself (torchvision_state_dict) still round-trips through convirt's loader.
+  CHECK_THROWS_WITH(io::export_torchvision(*model, (dir / "r18.pth").string()),
+                    Contains("base_width 64") && Contains("got base_width 8"));
+  CHECK_FALSE(std::filesystem::exists(dir / "r18.pth"));
+  io::write_torch_state_dict(
+      (dir / "r18.pth").string(),
+      io::torchvision_state_dict(*model->image_encoder->inner_as<ResNetImpl>()));
   ResNet r(ResNetOptions(18).base_width(8).in_channels(1).channel_mode(InputChannelMode::kSum));
   r->eval();
   CHECK(io::load_torchvision_resnet(*r, (dir / "r18.pth").string()).complete());
