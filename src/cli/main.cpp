@@ -4,6 +4,8 @@
 
 #include "config_file.h"
 
+#include <convirt/core/atomic_file.h>
+#include <convirt/core/check.h>
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
 #include <convirt/dist/launch.h>
@@ -14,6 +16,7 @@
 #include <convirt/pipeline/experiment.h>
 #include <convirt/pipeline/retrieval.h>
 #include <convirt/pipeline/tsne_figure.h>
+#include <convirt/train/initial_weights.h>
 #include <convirt/train/pretrainer.h>
 
 #include <torch/torch.h>
@@ -25,8 +28,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace convirt;
@@ -77,6 +82,9 @@ struct PretrainArgs {
          grad_clip = 0;
   uint64_t seed = 0;
   bool no_resume = false;
+  std::string image_init, text_init, device = train::kDefaultDevice,
+                                     precision = train::kDefaultPrecision;
+  int64_t text_frozen_layers = -1;
 };
 
 int run_pretrain(const PretrainArgs& a) {
@@ -90,16 +98,38 @@ int run_pretrain(const PretrainArgs& a) {
   auto val_set =
       pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(a.image_size), channels);
   const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
-  // Rank 0 builds and writes the vocabulary; the others then read that very file.
+  CONVIRT_CHECK_VALUE(a.text_init.empty() || a.vocab.empty(),
+                      "--vocab and --text-init both name the vocabulary; --text-init uses its "
+                      "folder's vocab.txt, got --vocab '",
+                      a.vocab, "'");
+  const auto init = train::InitialWeightsOptions()
+                        .image_init(a.image_init)
+                        .text_init(a.text_init)
+                        .text_frozen_layers(a.text_frozen_layers);
   std::shared_ptr<text::WordPieceTokenizer> tokenizer;
-  dist::run_on_main(
-      ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
-      "building the vocabulary " + vocab);
-  if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+  if (!a.text_init.empty()) {
+    // The pretrained BERT's own vocabulary; a copy in the run folder keeps the run self-contained.
+    tokenizer = train::hf_tokenizer(a.text_init);
+    if (ctx.is_main()) {
+      std::ifstream in(fs::path(a.text_init) / "vocab.txt", std::ios::binary);
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      write_file_atomically(vocab, bytes.str(), "vocabulary");
+    }
+  } else {
+    // Rank 0 builds and writes the vocabulary; the others then read that very file.
+    dist::run_on_main(
+        ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
+        "building the vocabulary " + vocab);
+    if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+  }
   if (a.preset == "small") config = models::small_preset(tokenizer->vocab_size());
   config.bert().config().vocab_size(tokenizer->vocab_size());
   torch::manual_seed(a.seed);
-  auto model = models::make_convirt(config);
+  std::string init_log;
+  auto model = train::make_initialised_model(config, init, &init_log);
+  if (ctx.is_main() && !init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
+  config = model->config();
   train::PretrainOptions opts(a.out);
   opts.objective(train::parse_objective(a.objective))
       .learning_rate(a.lr)
@@ -118,10 +148,8 @@ int run_pretrain(const PretrainArgs& a) {
       .workers(a.workers)
       .resume(!a.no_resume)
       .distributed(ctx)
-      .device(torch::cuda::is_available()
-                  ? torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(
-                                                    ctx.local_rank() % torch::cuda::device_count()))
-                  : torch::Device(torch::kCPU));
+      .device(train::resolve_device(a.device, ctx.local_rank()))
+      .precision(train::parse_precision(a.precision));
   train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
   g_running = &trainer;
   std::signal(SIGINT, on_signal);
@@ -290,6 +318,23 @@ int main(int argc, char** argv) {
   c_pre->add_option("--workers", pre.workers, "Data loading threads")->capture_default_str();
   c_pre->add_option("--seed", pre.seed)->capture_default_str();
   c_pre->add_flag("--no-resume", pre.no_resume, "Start over even if out/last.ckpt exists");
+  c_pre->add_option("--image-init", pre.image_init,
+                    "torchvision ResNet state_dict (.pth, .safetensors) to start the image "
+                    "encoder from (paper: ImageNet); it sets the ResNet's depth and width");
+  c_pre->add_option("--text-init", pre.text_init,
+                    "Hugging Face BERT folder to start the text encoder from (paper: "
+                    "ClinicalBERT); its config.json, vocab.txt and tokenizer_config.json are used");
+  c_pre
+      ->add_option("--text-frozen-layers", pre.text_frozen_layers,
+                   "BERT layers kept frozen with --text-init, with the embeddings (-1: the "
+                   "paper's, the first half; 0: none)")
+      ->capture_default_str();
+  c_pre->add_option("--device", pre.device, "auto | cpu | cuda | cuda:N (auto: CUDA when present)")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--precision", pre.precision,
+                   "auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16: CUDA only)")
+      ->capture_default_str();
 
   // eval linear | finetune | retrieval
   EvalArgs ev;

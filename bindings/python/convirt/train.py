@@ -59,7 +59,7 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "max_steps": 0,
     "max_seconds": 0.0,
     "grad_clip_norm": 0.0,
-    "mixed_precision": True,
+    "precision": _train.DEFAULT_PRECISION,  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     "max_bad_steps": 20,
     "max_length": 0,          # tokens per sentence; 0: the model config's (paper 128, small 64)
     "log_every": 20,
@@ -67,7 +67,10 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "workers": 2,
     "resume": True,
-    "device": "cpu",
+    "device": _train.DEFAULT_DEVICE,  # auto (CUDA when present) | cpu | cuda | cuda:N
+    "image_init": "",         # torchvision ResNet state_dict (.pth / .safetensors); paper: ImageNet
+    "text_init": "",          # Hugging Face BERT folder (gives the vocabulary too); paper: ClinicalBERT
+    "text_frozen_layers": -1, # BERT layers frozen with text_init, with the embeddings; -1: first half
 }
 
 #: Command-line option names (``convirt pretrain --help``) and the config keys they stand for.
@@ -78,7 +81,7 @@ PRETRAIN_ALIASES: Dict[str, str] = {
     "grad_clip": "grad_clip_norm",
 }
 
-_PATHS = ("out_dir", "data", "train_csv", "val_csv", "vocab")
+_PATHS = ("out_dir", "data", "train_csv", "val_csv", "vocab", "image_init", "text_init")
 
 
 def _normalize(config: Mapping[str, Any]) -> Dict[str, Any]:
