@@ -91,6 +91,15 @@ int run_pretrain(const PretrainArgs& a) {
   set_num_threads(static_cast<int>(a.threads));
   // A single process, or one rank of a job started by `convirt launch`, torchrun or Slurm.
   auto ctx = dist::DistributedContext::from_environment();
+  // Options that would fail late are checked before the data is read.
+  const torch::Device device = train::resolve_device(a.device, ctx.local_rank());
+  const train::Precision precision =
+      train::resolve_precision(train::parse_precision(a.precision), device);
+  const auto init = train::InitialWeightsOptions()
+                        .image_init(a.image_init)
+                        .text_init(a.text_init)
+                        .text_frozen_layers(a.text_frozen_layers);
+  init.validate();
   auto config = models::preset(a.preset);
   const int64_t channels = config.resnet().in_channels();
   auto train_set =
@@ -102,10 +111,6 @@ int run_pretrain(const PretrainArgs& a) {
                       "--vocab and --text-init both name the vocabulary; --text-init uses its "
                       "folder's vocab.txt, got --vocab '",
                       a.vocab, "'");
-  const auto init = train::InitialWeightsOptions()
-                        .image_init(a.image_init)
-                        .text_init(a.text_init)
-                        .text_frozen_layers(a.text_frozen_layers);
   std::shared_ptr<text::WordPieceTokenizer> tokenizer;
   if (!a.text_init.empty()) {
     // The pretrained BERT's own vocabulary; a copy in the run folder keeps the run self-contained.
@@ -148,8 +153,8 @@ int run_pretrain(const PretrainArgs& a) {
       .workers(a.workers)
       .resume(!a.no_resume)
       .distributed(ctx)
-      .device(train::resolve_device(a.device, ctx.local_rank()))
-      .precision(train::parse_precision(a.precision));
+      .device(device)
+      .precision(precision);
   train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
   g_running = &trainer;
   std::signal(SIGINT, on_signal);

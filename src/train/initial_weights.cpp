@@ -118,6 +118,16 @@ std::string read_text(const fs::path& path) {
 
 }  // namespace
 
+void InitialWeightsOptions::validate() const {
+  CONVIRT_CHECK_VALUE(image_init_.empty() || fs::is_regular_file(image_init_), "image_init '",
+                      image_init_, "' is not a file");
+  if (text_init_.empty()) return;
+  hf_weight_file(text_init_);
+  for (const char* name : {"config.json", "vocab.txt"})
+    CONVIRT_CHECK_VALUE(fs::exists(fs::path(text_init_) / name), "text_init '", text_init_,
+                        "' has no ", name);
+}
+
 std::string file_sha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   CONVIRT_CHECK_VALUE(in.good(), "cannot open '", path, "' for reading");
@@ -196,10 +206,9 @@ std::shared_ptr<text::WordPieceTokenizer> hf_tokenizer(const std::string& dir) {
 }
 
 models::ModelConfig initial_config(models::ModelConfig config, const InitialWeightsOptions& init) {
+  init.validate();
   nlohmann::ordered_json provenance = nlohmann::ordered_json::object();
   if (!init.image_init().empty()) {
-    CONVIRT_CHECK_VALUE(fs::is_regular_file(init.image_init()), "image_init '", init.image_init(),
-                        "' is not a file");
     config = resnet_config_from_state_dict(config, io::read_state_dict(init.image_init()),
                                            "image_init '" + init.image_init() + "'");
     provenance["image"] = source_json(init.image_init());

@@ -302,10 +302,12 @@ void bind_train(py::module_& m) {
                         .workers(workers)
                         .resume(resume);
         // Resolved in run_pretraining, where the job's local rank is known; checked here already
-        // so that a missing GPU fails before any data is read.
-        train::resolve_device(device);
+        // so that a missing GPU, an impossible precision or a missing file fail before any data is
+        // read.
+        train::resolve_precision(a.options.precision(), train::resolve_device(device));
         a.device = device;
         a.init.image_init(image_init).text_init(text_init).text_frozen_layers(text_frozen_layers);
+        a.init.validate();
         return run_pretraining(a, callback);
       },
       py::kw_only(), py::arg("out_dir"), py::arg("data") = "", py::arg("train_csv") = "",

@@ -34,6 +34,9 @@ struct InitialWeightsOptions {
 
  public:
   bool empty() const { return image_init_.empty() && text_init_.empty(); }
+  /// Checks that the files exist (a ValueError naming the missing one) before a run spends time
+  /// reading its data; their contents are checked when loaded.
+  void validate() const;
 };
 
 /// `config` as the init files define it: the ResNet's depth, block counts and base width from
