@@ -351,3 +351,17 @@ def test_cli_pretrain_with_both_inits(resnet18_pth, tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--precision", "fp16", "--no-resume"], capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 1 and "precision 'fp16' needs a CUDA device" in bad.stderr
+
+
+def test_resumed_init_run_logs_its_source_once(corpus, tmp_path):
+    folder = tmp_path / "bert"
+    hf_bert_folder(folder, corpus / "vocab.txt")
+    out = tmp_path / "run"
+    train.pretrain(run_config(corpus, out, text_init=folder, max_steps=2))
+    result = train.pretrain(run_config(corpus, out, text_init=folder, max_steps=4))
+    assert result["steps"] == 4
+    records = metrics(out)
+    init = [r for r in records if r["type"] == "init"]
+    assert len(init) == 1 and records[0]["type"] == "init"
+    assert init[0]["text_init_sha256"] == sha256(folder / "pytorch_model.bin")
+    assert cm.read_config(result["model"])["initial_weights"]["text"]["folder"] == str(folder.resolve())
