@@ -100,6 +100,10 @@ int run_pretrain(const PretrainArgs& a) {
                         .text_init(a.text_init)
                         .text_frozen_layers(a.text_frozen_layers);
   init.validate();
+  CONVIRT_CHECK_VALUE(a.text_init.empty() || a.vocab.empty(),
+                      "--vocab and --text-init both name the vocabulary; --text-init uses its "
+                      "folder's vocab.txt, got --vocab '",
+                      a.vocab, "'");
   auto config = models::preset(a.preset);
   const int64_t channels = config.resnet().in_channels();
   auto train_set =
@@ -107,10 +111,6 @@ int run_pretrain(const PretrainArgs& a) {
   auto val_set =
       pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(a.image_size), channels);
   const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
-  CONVIRT_CHECK_VALUE(a.text_init.empty() || a.vocab.empty(),
-                      "--vocab and --text-init both name the vocabulary; --text-init uses its "
-                      "folder's vocab.txt, got --vocab '",
-                      a.vocab, "'");
   std::shared_ptr<text::WordPieceTokenizer> tokenizer;
   if (!a.text_init.empty()) {
     // The pretrained BERT's own vocabulary; a copy in the run folder keeps the run self-contained.
