@@ -4,6 +4,7 @@
 
 #include "config_file.h"
 
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
@@ -15,6 +16,7 @@
 #include <convirt/pipeline/experiment.h>
 #include <convirt/pipeline/retrieval.h>
 #include <convirt/pipeline/tsne_figure.h>
+#include <convirt/train/initial_weights.h>
 #include <convirt/train/metrics_log.h>
 #include <convirt/train/pretrainer.h>
 #include <convirt/train/run_folder.h>
@@ -28,8 +30,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace convirt;
@@ -84,6 +88,9 @@ struct PretrainArgs {
          grad_clip = 0;
   uint64_t seed = 0;
   bool no_resume = false, allow_option_change = false;
+  std::string image_init, text_init, device = train::kDefaultDevice,
+                                     precision = train::kDefaultPrecision;
+  int64_t text_frozen_layers = -1;
 };
 
 // A run stopped by a signal is not a finished run: it says so in metrics.jsonl and on stderr,
@@ -110,6 +117,19 @@ int run_pretrain(const PretrainArgs& a) {
   // Before anything is read or written: a second `pretrain` on this folder fails at once.
   std::unique_ptr<train::RunFolderLock> folder_lock;
   if (ctx.is_main()) folder_lock = std::make_unique<train::RunFolderLock>(a.out);
+  // Options that would fail late are checked before the data is read.
+  const torch::Device device = train::resolve_device(a.device, ctx.local_rank());
+  const train::Precision precision =
+      train::resolve_precision(train::parse_precision(a.precision), device);
+  const auto init = train::InitialWeightsOptions()
+                        .image_init(a.image_init)
+                        .text_init(a.text_init)
+                        .text_frozen_layers(a.text_frozen_layers);
+  init.validate();
+  CONVIRT_CHECK_VALUE(a.text_init.empty() || a.vocab.empty(),
+                      "--vocab and --text-init both name the vocabulary; --text-init uses its "
+                      "folder's vocab.txt, got --vocab '",
+                      a.vocab, "'");
   auto config = models::preset(a.preset);
   // The size the images are fed at is the one the saved model records (evaluation reads it).
   CONVIRT_CHECK_VALUE(a.image_size >= 0, "--image-size must be >= 0 (0: the preset's), got ",
@@ -126,17 +146,31 @@ int run_pretrain(const PretrainArgs& a) {
   auto val_set =
       pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(image_size), channels);
   const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
-  // Rank 0 builds and writes the vocabulary; the others then read that very file.
   std::shared_ptr<text::WordPieceTokenizer> tokenizer;
-  dist::run_on_main(
-      ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
-      "building the vocabulary " + vocab);
-  if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+  if (!a.text_init.empty()) {
+    // The pretrained BERT's own vocabulary; a copy in the run folder keeps the run self-contained.
+    tokenizer = train::hf_tokenizer(a.text_init);
+    if (ctx.is_main()) {
+      std::ifstream in(fs::path(a.text_init) / "vocab.txt", std::ios::binary);
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      write_file_atomically(vocab, bytes.str(), "vocabulary");
+    }
+  } else {
+    // Rank 0 builds and writes the vocabulary; the others then read that very file.
+    dist::run_on_main(
+        ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
+        "building the vocabulary " + vocab);
+    if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+  }
   if (a.preset == "small")
     config = models::small_preset(tokenizer->vocab_size()).image_size(image_size);
   config.bert().config().vocab_size(tokenizer->vocab_size());
   torch::manual_seed(a.seed);
-  auto model = models::make_convirt(config);
+  std::string init_log;
+  auto model = train::make_initialised_model(config, init, &init_log);
+  if (ctx.is_main() && !init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
+  config = model->config();
   train::PretrainOptions opts(a.out);
   opts.objective(train::parse_objective(a.objective))
       .learning_rate(a.lr)
@@ -156,10 +190,8 @@ int run_pretrain(const PretrainArgs& a) {
       .resume(!a.no_resume)
       .allow_option_change(a.allow_option_change)
       .distributed(ctx)
-      .device(torch::cuda::is_available()
-                  ? torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(
-                                                    ctx.local_rank() % torch::cuda::device_count()))
-                  : torch::Device(torch::kCPU));
+      .device(device)
+      .precision(precision);
   train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
   g_running = &trainer;
   std::signal(SIGINT, on_signal);
@@ -336,6 +368,23 @@ int main(int argc, char** argv) {
   c_pre->add_flag("--allow-option-change", pre.allow_option_change,
                   "Let a resume change its budgets (--max-steps, --max-evals, --max-seconds, "
                   "--log-every, --workers); other options must match out/run_options.json");
+  c_pre->add_option("--image-init", pre.image_init,
+                    "torchvision ResNet state_dict (.pth, .safetensors) to start the image "
+                    "encoder from (paper: ImageNet); it sets the ResNet's depth and width");
+  c_pre->add_option("--text-init", pre.text_init,
+                    "Hugging Face BERT folder to start the text encoder from (paper: "
+                    "ClinicalBERT); its config.json, vocab.txt and tokenizer_config.json are used");
+  c_pre
+      ->add_option("--text-frozen-layers", pre.text_frozen_layers,
+                   "BERT layers kept frozen with --text-init, with the embeddings (-1: the "
+                   "paper's, the first half; 0: none)")
+      ->capture_default_str();
+  c_pre->add_option("--device", pre.device, "auto | cpu | cuda | cuda:N (auto: CUDA when present)")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--precision", pre.precision,
+                   "auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16: CUDA only)")
+      ->capture_default_str();
 
   // eval linear | finetune | retrieval
   EvalArgs ev;

@@ -98,6 +98,9 @@ std::string ModelConfig::to_json() const {
   j["text_head_hidden"] = text_head_hidden();
   j["max_length"] = max_length();
   j["image_size"] = image_size();
+  // Only when set, so that randomly initialised models keep the config they always had.
+  if (!initial_weights().empty())
+    j["initial_weights"] = nlohmann::ordered_json::parse(initial_weights());
   return j.dump(2);
 }
 
@@ -130,6 +133,10 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
         c.max_length(v.get<int64_t>());
       } else if (k == "image_size") {
         c.image_size(v.get<int64_t>());
+      } else if (k == "initial_weights") {
+        CONVIRT_CHECK_VALUE(v.is_object(),
+                            "model config field 'initial_weights' must be an object");
+        c.initial_weights(v.dump());
       } else if (k == "resnet") {
         auto& r = c.resnet();
         if (v.contains("layers")) r.layers(v["layers"].get<std::vector<int64_t>>());

@@ -10,9 +10,8 @@
 #include <convirt/train/pretrainer.h>
 #include <convirt/train/run_folder.h>
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -37,36 +36,6 @@ std::string to_string(Objective objective) {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Autocast scope for CUDA (bf16 matmuls; the loss itself runs in fp32). The C++ autocast API was
-// renamed in LibTorch 2.4; both spellings are handled here, in one place.
-class CudaAutocast {
- public:
-  explicit CudaAutocast(bool enable) : enabled_(enable) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
-  }
-  ~CudaAutocast() {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
-
- private:
-  bool enabled_;
-};
 
 // Copies parameters and buffers by name (same architecture).
 void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
@@ -167,6 +136,25 @@ std::vector<double> sum_over_ranks(const dist::DistributedContext& ctx,
   return out;
 }
 
+// The "init" line of metrics.jsonl: {"image": {"path", "sha256", "bytes"}, "text": {...}} flattened
+// to image_init, image_init_sha256, image_init_bytes, ...
+MetricRecord initial_weights_record(const std::string& json) {
+  MetricRecord record{{"type", std::string("init")}, {"step", int64_t{0}}};
+  const auto j = nlohmann::json::parse(json);
+  for (const auto& source : j.items()) {
+    for (const auto& field : source.value().items()) {
+      const std::string name =
+          source.key() + "_init" + (field.key() == "path" ? "" : "_" + field.key());
+      if (field.value().is_number_integer()) {
+        record[name] = field.value().get<int64_t>();
+      } else if (field.value().is_string()) {
+        record[name] = field.value().get<std::string>();
+      }
+    }
+  }
+  return record;
+}
+
 }  // namespace
 
 struct Pretrainer::State {
@@ -187,6 +175,10 @@ struct Pretrainer::State {
   torch::ScalarType compute_dtype = torch::kFloat;
   /// This run's record (run_folder.h), checked against the folder's on resume.
   std::string run_options;
+  /// options.precision() made concrete for the device.
+  Precision precision = Precision::kFp32;
+  /// Dynamic loss scaling (fp16 only).
+  std::unique_ptr<GradScaler> scaler;
 };
 
 Pretrainer::Pretrainer(models::ConVIRTModel model,
@@ -224,6 +216,8 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
                       " pairs) must hold at least one global batch of batch_size * world_size = ",
                       options_.batch_size(), " * ", ctx.world_size());
 
+  state_->precision = resolve_precision(options_.precision(), options_.device());
+  if (state_->precision == Precision::kFp16) state_->scaler = std::make_unique<GradScaler>();
   torch::manual_seed(options_.seed());
   model_->to(options_.device());
   std::vector<torch::Tensor> params = trainable(model_->parameters());
@@ -413,6 +407,10 @@ void Pretrainer::write_state(const std::string& path, const torch::Tensor& rng_r
   archive.write("lr", torch::tensor(state_->lr, torch::kDouble));
   archive.write("objective", torch::tensor(static_cast<int64_t>(options_.objective())));
   archive.write("world_size", i64(rng_ranks.size(0)));
+  if (state_->scaler) {
+    archive.write("grad_scale", torch::tensor(state_->scaler->scale(), torch::kDouble));
+    archive.write("grad_scale_growth_tracker", i64(state_->scaler->growth_tracker()));
+  }
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_checkpoint_file(path, bytes.str());
@@ -476,6 +474,10 @@ void Pretrainer::load_state(const std::string& path) {
   state_->lr = read_f64("lr");
   for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(state_->lr);
   state_->loader->set_position({read_i64("loader_epoch"), read_i64("loader_step")});
+  // A run that switched to fp16 on resume starts from the default scale.
+  torch::Tensor scale;
+  if (state_->scaler && archive.try_read("grad_scale", scale))
+    state_->scaler->set_state(scale.item<double>(), read_i64("grad_scale_growth_tracker"));
 }
 
 PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& callback) {
@@ -511,6 +513,12 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
     // Steps after the checkpoint are redone: their old records (from the run that died) go, so
     // each step is logged once.
     log->drop_records_after(state_->step);
+    // What the weights started from travels with the metrics (and, in the config, with every
+    // saved model): one record at step 0, replacing the one of an earlier start from step 0.
+    if (state_->step == 0 && !model_->config().initial_weights().empty()) {
+      log->drop_records_after(-1);
+      log->write(initial_weights_record(model_->config().initial_weights()));
+    }
   }
   auto write_log = [&](const MetricRecord& record) {
     if (log) log->write(record);
@@ -522,7 +530,6 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
     total_steps = total_steps > 0 ? std::min(total_steps, by_evals) : by_evals;
   }
   ProgressMeter meter(total_steps, state_->step);
-  const bool autocast = options_.mixed_precision() && options_.device().is_cuda();
   PretrainResult result;
   model_->train();
   stop_requested_.store(false);
@@ -610,7 +617,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
     state_->optimizer->zero_grad();
     torch::Tensor loss;
     if (local_loss) {
-      CudaAutocast scope(autocast);
+      AutocastScope scope(options_.device(), state_->precision);
       auto [v, u] = embed(batch);
       loss = objective_loss(v, u, &m);
     }
@@ -633,9 +640,24 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       continue;
     }
     state_->consecutive_bad = 0;
-    if (local_loss) loss.backward();
+    if (local_loss) (state_->scaler ? loss * state_->scaler->scale() : loss).backward();
     // Every rank now holds the same (global) gradient, so every rank takes the same step.
     if (state_->sync) state_->sync->synchronize();
+    if (state_->scaler) {
+      // fp16 overflow: the step is skipped and the scale lowered, as torch.cuda.amp does. All
+      // ranks hold the same gradient here, so they agree.
+      const bool finite =
+          state_->scaler->unscale_and_check(state_->optimizer->param_groups()[0].params());
+      state_->scaler->update(!finite);
+      if (!finite) {
+        ++state_->skipped;
+        write_log({{"type", std::string("skipped")},
+                   {"step", state_->step},
+                   {"reason", std::string("non-finite fp16 gradient")},
+                   {"loss_scale", state_->scaler->scale()}});
+        continue;
+      }
+    }
     if (options_.grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(state_->optimizer->param_groups()[0].params(),
                                         options_.grad_clip_norm());

@@ -1,5 +1,6 @@
 #include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
+#include <convirt/train/precision.h>
 #include <convirt/train/run_folder.h>
 
 #include <nlohmann/json.hpp>
@@ -169,7 +170,7 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
   j["lr_patience"] = o.lr_patience();
   j["lr_decay"] = o.lr_decay();
   j["grad_clip_norm"] = o.grad_clip_norm();
-  j["mixed_precision"] = o.mixed_precision();
+  j["precision"] = to_string(o.precision());
   j["max_bad_steps"] = o.max_bad_steps();
   j["max_length"] = o.max_length();
   j["seed"] = o.seed();

@@ -61,7 +61,7 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "max_steps": 0,
     "max_seconds": 0.0,
     "grad_clip_norm": 0.0,
-    "mixed_precision": True,
+    "precision": _train.DEFAULT_PRECISION,  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     "max_bad_steps": 20,
     "max_length": 0,          # tokens per sentence; 0: the model config's (paper 128, small 64)
     "log_every": 20,
@@ -69,8 +69,11 @@ PRETRAIN_DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "workers": 2,
     "resume": True,
+    "device": _train.DEFAULT_DEVICE,  # auto (CUDA when present) | cpu | cuda | cuda:N
+    "image_init": "",         # torchvision ResNet state_dict (.pth / .safetensors); paper: ImageNet
+    "text_init": "",          # Hugging Face BERT folder (gives the vocabulary too); paper: ClinicalBERT
+    "text_frozen_layers": -1, # BERT layers frozen with text_init, with the embeddings; -1: first half
     "allow_option_change": False,  # a resume may change only the budgets (max_steps, ...)
-    "device": "cpu",
 }
 
 #: Command-line option names (``convirt pretrain --help``) and the config keys they stand for.
@@ -81,7 +84,7 @@ PRETRAIN_ALIASES: Dict[str, str] = {
     "grad_clip": "grad_clip_norm",
 }
 
-_PATHS = ("out_dir", "data", "train_csv", "val_csv", "vocab")
+_PATHS = ("out_dir", "data", "train_csv", "val_csv", "vocab", "image_init", "text_init")
 
 
 def _normalize(config: Mapping[str, Any]) -> Dict[str, Any]:

@@ -14,6 +14,8 @@
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/experiment.h>
 #include <convirt/text/wordpiece.h>
+#include <convirt/train/initial_weights.h>
+#include <convirt/train/precision.h>
 #include <convirt/train/pretrainer.h>
 
 #include <pybind11/stl.h>
@@ -70,6 +72,8 @@ struct PretrainArgs {
   int64_t vocab_size = 2048, image_size = 0;
   bool augment = true;
   train::PretrainOptions options{""};
+  std::string device = train::kDefaultDevice;
+  train::InitialWeightsOptions init;
 };
 
 // The config a model name stands for before the tokenizer exists: its channels and image size are
@@ -121,37 +125,52 @@ py::dict run_pretraining(const PretrainArgs& a, const py::object& callback) {
   {
     // Indexing a real MIMIC-CXR root and building the vocabulary take a while: without the GIL.
     py::gil_scoped_release release;
+    const std::string& text_init = a.init.text_init();
     if (from_root) {
       const auto base = base_config(a.model);
       const int64_t size = a.image_size > 0 ? a.image_size : base.image_size();
       std::tie(train_set, val_set) = load_pairs(a, size, base.resnet().in_channels());
       const std::string vocab =
           a.vocab.empty() ? (std::filesystem::path(a.out_dir) / "vocab.txt").string() : a.vocab;
-      // Rank 0 builds and writes the vocabulary; the others then read that very file.
-      std::shared_ptr<text::WordPieceTokenizer> built;
-      dist::run_on_main(
-          ctx, [&] { built = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
-          "building the vocabulary " + vocab);
-      if (!ctx.is_main()) built = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
-      tokenizer = built;
-      cfg = model_config(a.model, tokenizer->vocab_size(), /*fit_vocab=*/true);
-      if (a.image_size > 0) cfg.image_size(a.image_size);
-    } else {
+      if (text_init.empty()) {
+        // Rank 0 builds and writes the vocabulary; the others then read that very file.
+        std::shared_ptr<text::WordPieceTokenizer> built;
+        dist::run_on_main(
+            ctx, [&] { built = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
+            "building the vocabulary " + vocab);
+        if (!ctx.is_main()) built = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
+        tokenizer = built;
+      }
+    } else if (text_init.empty()) {
       tokenizer = std::make_shared<const text::WordPieceTokenizer>(
           text::WordPieceTokenizer::from_vocab_file(a.vocab));
-      cfg = model_config(a.model, tokenizer->vocab_size(), /*fit_vocab=*/false);
-      if (a.image_size > 0) cfg.image_size(a.image_size);
-      std::tie(train_set, val_set) = load_pairs(a, cfg.image_size(), cfg.resnet().in_channels());
     }
+    if (!text_init.empty()) {
+      // The pretrained BERT's folder gives the vocabulary and (initial_config) the architecture.
+      tokenizer = train::hf_tokenizer(text_init);
+      cfg = base_config(a.model);
+      if (a.model == "small") cfg = models::small_preset(tokenizer->vocab_size());
+      cfg.bert().config().vocab_size(tokenizer->vocab_size());
+    } else {
+      cfg = model_config(a.model, tokenizer->vocab_size(), /*fit_vocab=*/from_root);
+    }
+    if (a.image_size > 0) cfg.image_size(a.image_size);
+    if (!from_root)
+      std::tie(train_set, val_set) = load_pairs(a, cfg.image_size(), cfg.resnet().in_channels());
   }
 
-  // Tokens per sentence: the model's (it sized the position embeddings) unless given.
   train::PretrainOptions options = a.options;
-  if (options.max_length() <= 0) options.max_length(cfg.max_length());
   options.distributed(ctx);
+  options.device(train::resolve_device(a.device, ctx.local_rank()));
 
   torch::manual_seed(options.seed());  // the same initial weights for the same config
-  auto model = models::make_convirt(cfg);
+  std::string init_log;
+  auto model = train::make_initialised_model(cfg, a.init, &init_log);
+  cfg = model->config();
+  if (options.verbose() && ctx.is_main() && !init_log.empty())
+    std::fprintf(stderr, "[init] %s", init_log.c_str());
+  // Tokens per sentence: the model's (it sized the position embeddings) unless given.
+  if (options.max_length() <= 0) options.max_length(cfg.max_length());
   train::Pretrainer trainer(model, tokenizer, train_set, val_set, options);
 
   std::optional<py::error_already_set> pending;  // raised once run() has returned
@@ -201,7 +220,9 @@ py::dict run_pretraining(const PretrainArgs& a, const py::object& callback) {
   d["interrupted"] = interrupted;
   d["model_config"] = cfg.to_json();
   d["model"] = final_model;
-  d["vocab"] = from_root && a.vocab.empty()
+  d["vocab"] = !a.init.text_init().empty()
+                   ? (std::filesystem::path(a.init.text_init()) / "vocab.txt").string()
+               : from_root && a.vocab.empty()
                    ? (std::filesystem::path(a.out_dir) / "vocab.txt").string()
                    : a.vocab;
   return d;
@@ -220,9 +241,10 @@ void bind_train(py::module_& m) {
          const std::string& objective, double learning_rate, double weight_decay,
          int64_t batch_size, double temperature, double image_to_text_weight, int64_t eval_every,
          int64_t lr_patience, double lr_decay, int64_t max_evals, int64_t max_steps,
-         double max_seconds, double grad_clip_norm, bool mixed_precision, int64_t max_bad_steps,
-         int64_t max_length, int64_t log_every, bool verbose, uint64_t seed, int64_t workers,
-         bool resume, const std::string& device, bool allow_option_change,
+         double max_seconds, double grad_clip_norm, const std::string& precision,
+         int64_t max_bad_steps, int64_t max_length, int64_t log_every, bool verbose, uint64_t seed,
+         int64_t workers, bool resume, const std::string& device, const std::string& image_init,
+         const std::string& text_init, int64_t text_frozen_layers, bool allow_option_change,
          const py::object& callback) {
         CONVIRT_CHECK_VALUE(!out_dir.empty(), "out_dir must not be empty");
         CONVIRT_CHECK_VALUE(data.empty() || (train_csv.empty() && val_csv.empty()),
@@ -231,7 +253,11 @@ void bind_train(py::module_& m) {
                             data, "', train_csv='", train_csv, "'");
         CONVIRT_CHECK_VALUE(!data.empty() || (!train_csv.empty() && !val_csv.empty()),
                             "give data (a MIMIC-CXR-JPG root) or both train_csv and val_csv");
-        CONVIRT_CHECK_VALUE(!data.empty() || !vocab.empty(),
+        CONVIRT_CHECK_VALUE(text_init.empty() || vocab.empty(),
+                            "give vocab or text_init, not both: text_init uses its folder's "
+                            "vocab.txt; got vocab='",
+                            vocab, "'");
+        CONVIRT_CHECK_VALUE(!data.empty() || !vocab.empty() || !text_init.empty(),
                             "vocab is required with train_csv / val_csv (with data it defaults to "
                             "a vocabulary built from the corpus into out_dir/vocab.txt)");
         // An explicit vocabulary must exist: a typo must not silently build (and use) a new one.
@@ -273,7 +299,7 @@ void bind_train(py::module_& m) {
                         .max_steps(max_steps)
                         .max_seconds(max_seconds)
                         .grad_clip_norm(grad_clip_norm)
-                        .mixed_precision(mixed_precision)
+                        .precision(train::parse_precision(precision))
                         .max_bad_steps(max_bad_steps)
                         .max_length(max_length)
                         .log_every(log_every)
@@ -281,8 +307,14 @@ void bind_train(py::module_& m) {
                         .seed(seed)
                         .workers(workers)
                         .resume(resume)
-                        .allow_option_change(allow_option_change)
-                        .device(torch::Device(device));
+                        .allow_option_change(allow_option_change);
+        // Resolved in run_pretraining, where the job's local rank is known; checked here already
+        // so that a missing GPU, an impossible precision or a missing file fail before any data is
+        // read.
+        train::resolve_precision(a.options.precision(), train::resolve_device(device));
+        a.device = device;
+        a.init.image_init(image_init).text_init(text_init).text_frozen_layers(text_frozen_layers);
+        a.init.validate();
         return run_pretraining(a, callback);
       },
       py::kw_only(), py::arg("out_dir"), py::arg("data") = "", py::arg("train_csv") = "",
@@ -294,10 +326,15 @@ void bind_train(py::module_& m) {
       py::arg("image_to_text_weight") = 0.75, py::arg("eval_every") = 5000,
       py::arg("lr_patience") = 5, py::arg("lr_decay") = 0.5, py::arg("max_evals") = 200,
       py::arg("max_steps") = 0, py::arg("max_seconds") = 0.0, py::arg("grad_clip_norm") = 0.0,
-      py::arg("mixed_precision") = true, py::arg("max_bad_steps") = 20, py::arg("max_length") = 0,
-      py::arg("log_every") = 20, py::arg("verbose") = true, py::arg("seed") = 0,
-      py::arg("workers") = 2, py::arg("resume") = true, py::arg("device") = "cpu",
+      py::arg("precision") = train::kDefaultPrecision, py::arg("max_bad_steps") = 20,
+      py::arg("max_length") = 0, py::arg("log_every") = 20, py::arg("verbose") = true,
+      py::arg("seed") = 0, py::arg("workers") = 2, py::arg("resume") = true,
+      py::arg("device") = train::kDefaultDevice, py::arg("image_init") = "",
+      py::arg("text_init") = "", py::arg("text_frozen_layers") = -1,
       py::arg("allow_option_change") = false, py::arg("callback") = py::none());
+  // The one source of these defaults: convirt.train.PRETRAIN_DEFAULTS reads them from here.
+  t.attr("DEFAULT_DEVICE") = train::kDefaultDevice;
+  t.attr("DEFAULT_PRECISION") = train::kDefaultPrecision;
 }
 
 }  // namespace convirt::python

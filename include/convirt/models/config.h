@@ -33,6 +33,10 @@ struct ModelConfig {
   /// What the data pipeline should feed (recorded with the model so evaluation matches training).
   TORCH_ARG(int64_t, max_length) = 128;
   TORCH_ARG(int64_t, image_size) = 224;
+  /// Where the weights started from, as a JSON object {"image": {"path", "sha256", "bytes"},
+  /// "text": {...}} (train/initial_weights.h); empty for a random initialisation. Provenance, not
+  /// architecture: make_convirt() ignores it, but it travels in every checkpoint's config.
+  TORCH_ARG(std::string, initial_weights) = "";
 
  public:
   /// JSON object with every field (enums as their names).

@@ -18,6 +18,7 @@
 #include <convirt/dist/process_group.h>
 #include <convirt/models/convirt.h>
 #include <convirt/text/wordpiece.h>
+#include <convirt/train/precision.h>
 
 #include <torch/types.h>
 
@@ -65,8 +66,9 @@ struct PretrainOptions {
   TORCH_ARG(double, max_seconds) = 0;
   /// Clip the global gradient norm to this value; 0 = off.
   TORCH_ARG(double, grad_clip_norm) = 0;
-  /// Autocast (bf16/fp16 matmuls with fp32 loss) when the device is CUDA.
-  TORCH_ARG(bool, mixed_precision) = true;
+  /// Forward-pass precision (precision.h): auto = bf16 autocast on CUDA, fp32 on CPU; bf16 also
+  /// runs on CPU; fp16 (CUDA only) adds dynamic loss scaling. The loss is computed in fp32.
+  TORCH_ARG(Precision, precision) = Precision::kAuto;
   /// Consecutive non-finite losses after which the run stops with an error (each one is skipped).
   TORCH_ARG(int64_t, max_bad_steps) = 20;
   /// Tokens per sentence (paper: 128 is the common choice).
