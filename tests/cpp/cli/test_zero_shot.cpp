@@ -310,3 +310,52 @@ TEST_CASE("zero-shot results: their own results.json section and table", "[eval]
   CHECK_THROWS_WITH(eval::Results::from_json(R"({"zeroshot": {"A": {"CheXpert": "x"}}})"),
                     Catch::Contains("zeroshot.A.CheXpert"));
 }
+
+TEST_CASE("zero-shot on each dataset format reports that protocol's metric",
+          "[pipeline][zeroshot]") {
+  test::TempDir tmp("convirt-zeroshot");
+  const std::string model = (tmp / "model.pt").string();
+  test::write_small_model(model);
+  // write_small_model's text encoder knows 64 tokens; the default prompts' other words are [UNK].
+  test::write_text_file(
+      tmp / "vocab.txt",
+      "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nno\npleural\neffusion\npneumonia\n.\n");
+  test::write_covidx(tmp / "covidx", 3, 24);
+  test::write_mura(tmp / "mura", 6);
+  test::write_rsna(tmp / "rsna", 60);
+  test::write_chexpert(tmp / "chexpert", 3, 30);
+  auto opts = [&](pl::DatasetKind kind) {
+    return pl::ZeroShotOptions(model).dataset(kind).workers(1).method_name("m");
+  };
+  auto covidx = pl::zero_shot(opts(pl::DatasetKind::kCovidx).data_root((tmp / "covidx").string()));
+  CHECK(covidx.metric_name == "accuracy");
+  CHECK(covidx.images == 24);
+  CHECK(covidx.labels == std::vector<std::string>{"COVID-19", "pneumonia", "normal"});
+  CHECK(covidx.per_label.empty());
+  auto mura = pl::zero_shot(opts(pl::DatasetKind::kMura).data_root((tmp / "mura").string()));
+  CHECK(mura.metric_name == "group_auc");
+  CHECK(mura.images == 24);
+  auto mura_image = pl::zero_shot(
+      opts(pl::DatasetKind::kMura).data_root((tmp / "mura").string()).mura_level("image"));
+  CHECK(mura_image.metric_name == "auc");
+  auto rsna = pl::zero_shot(opts(pl::DatasetKind::kRsna).data_root((tmp / "rsna").string()));
+  CHECK(rsna.metric_name == "auc");
+  CHECK(rsna.images > 0);
+  CHECK(rsna.images < 60);  // the test carve-out only
+  auto chex = pl::zero_shot(
+      opts(pl::DatasetKind::kChexpert)
+          .test_csv((tmp / "chexpert" / "CheXpert-v1.0-small" / "valid.csv").string()));
+  CHECK(chex.metric_name == "mean_auc");
+  CHECK(chex.labels == data::chexpert_paper_labels());
+  for (const auto& r : {covidx, mura, mura_image, rsna}) {
+    CHECK(r.metric >= 0.0);
+    CHECK(r.metric <= 1.0);
+  }
+  CHECK_THROWS_WITH(pl::zero_shot(opts(pl::DatasetKind::kRsna)),
+                    Catch::Contains("data_root must be set for dataset rsna"));
+  CHECK_THROWS_WITH(
+      pl::zero_shot(opts(pl::DatasetKind::kChexpert)
+                        .test_csv((tmp / "chexpert" / "CheXpert-v1.0-small" / "valid.csv").string())
+                        .prompts_path((tmp / "missing.json").string())),
+      Catch::Contains("missing.json"));
+}
