@@ -1,8 +1,10 @@
-// The `convirt` program: synth, pretrain, eval (linear | finetune | retrieval), tsne, reproduce.
+// The `convirt` program: synth, pretrain, eval (linear | finetune | retrieval | zeroshot), tsne,
+// reproduce.
 // Each subcommand parses its options and calls the library (convirt::pipeline and the areas under
 // it); no experiment logic lives here.
 
 #include "config_file.h"
+#include "eval_zeroshot.h"
 
 #include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
@@ -462,6 +464,7 @@ int main(int argc, char** argv) {
   c_ret->add_option("--vocab", ev.vocab, "vocab.txt of the model (enables text->image)");
   c_ret->add_option("--image-root", ev.image_root,
                     "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
+  cli::EvalZeroShotCommand c_zeroshot(c_eval);
 
   // tsne
   TsneArgs ts;
@@ -573,6 +576,7 @@ int main(int argc, char** argv) {
     if (c_lin->parsed()) return run_eval_classification(ev, false);
     if (c_ft->parsed()) return run_eval_classification(ev, true);
     if (c_ret->parsed()) return run_eval_retrieval(ev);
+    if (c_zeroshot.parsed()) return c_zeroshot.run();
     if (c_tsne->parsed()) return run_tsne(ts);
     if (c_rep->parsed()) {
       if (c_rep->count("--pretrain-seconds") > 0 && c_rep->count("--pretrain-steps") == 0) {

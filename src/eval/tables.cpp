@@ -18,9 +18,16 @@ using Json = nlohmann::ordered_json;
 
 const char* const kSections[] = {"linear", "finetune", "retrieval"};
 
+// Zero-shot cells have no fraction or k: they are stored under this key and written one level
+// shallower ({"zeroshot": {METHOD: {TASK: x}}}).
+constexpr const char* kZeroShot = "zeroshot";
+constexpr const char* kZeroShotKey = "value";
+
 void check_section(const std::string& s) {
-  CONVIRT_CHECK_VALUE(s == "linear" || s == "finetune" || s == "retrieval",
-                      "section must be \"linear\", \"finetune\" or \"retrieval\", got \"", s, "\"");
+  CONVIRT_CHECK_VALUE(s == "linear" || s == "finetune" || s == "retrieval" || s == kZeroShot,
+                      "section must be \"linear\", \"finetune\", \"retrieval\" or \"zeroshot\", "
+                      "got \"",
+                      s, "\"");
 }
 
 void check_protocol(const std::string& p) {
@@ -112,6 +119,15 @@ void Results::set_retrieval(const std::string& method, const std::string& direct
   set("retrieval", method, direction, std::to_string(k), mean, stddev);
 }
 
+void Results::set_zero_shot(const std::string& method, const std::string& task, double value) {
+  set(kZeroShot, method, task, kZeroShotKey, value, kUnknown);
+}
+
+std::optional<double> Results::zero_shot(const std::string& method, const std::string& task) const {
+  const Entry* e = find(kZeroShot, method, task, kZeroShotKey);
+  return e ? std::optional<double>(e->value.mean) : std::nullopt;
+}
+
 std::optional<ResultValue> Results::classification(const std::string& protocol,
                                                    const std::string& method,
                                                    const std::string& task,
@@ -175,6 +191,10 @@ std::string Results::to_json(int indent) const {
     stds[s] = Json::object();
   }
   for (const auto& e : entries_) {
+    if (e.section == kZeroShot) {
+      root[kZeroShot][e.method][e.group] = number_or_null(e.value.mean);
+      continue;
+    }
     root[e.section][e.method][e.group][e.key] = number_or_null(e.value.mean);
     if (std::isfinite(e.value.stddev)) {
       stds[e.section][e.method][e.group][e.key] = e.value.stddev;
@@ -219,6 +239,16 @@ Results Results::from_json(const std::string& text) {
           }
           r.set(s, method, group, key, mean, sd);
         }
+      }
+    }
+  }
+  if (root.contains(kZeroShot)) {
+    const Json& sec = root[kZeroShot];
+    CONVIRT_CHECK_VALUE(sec.is_object(), "results: \"zeroshot\" must be an object");
+    for (const auto& [method, tasks] : sec.items()) {
+      CONVIRT_CHECK_VALUE(tasks.is_object(), "results: zeroshot.", method, " must be an object");
+      for (const auto& [task, value] : tasks.items()) {
+        r.set_zero_shot(method, task, read_number(value, "zeroshot." + method + "." + task));
       }
     }
   }
@@ -274,6 +304,30 @@ std::string format_classification_table(const Results& results, const std::strin
     os << "| " << m << " |";
     for (const auto& [t, f] : cols) {
       os << ' ' << format_cell(results.classification(protocol, m, t, f), decimals) << " |";
+    }
+    os << '\n';
+  }
+  return os.str();
+}
+
+std::string format_zero_shot_table(const Results& results, int decimals) {
+  CONVIRT_CHECK_VALUE(decimals >= 0 && decimals <= 6, "decimals must be in [0, 6], got ", decimals);
+  const auto tasks = results.tasks(kZeroShot);
+  std::ostringstream os;
+  os << "| Method |";
+  for (const auto& t : tasks) os << ' ' << t << " |";
+  os << "\n|---|";
+  for (size_t i = 0; i < tasks.size(); ++i) os << "---|";
+  os << '\n';
+  for (const auto& m : results.methods(kZeroShot)) {
+    os << "| " << m << " |";
+    for (const auto& t : tasks) {
+      const auto v = results.zero_shot(m, t);
+      os << ' '
+         << format_cell(
+                v ? std::optional<ResultValue>(ResultValue{*v, Results::kUnknown}) : std::nullopt,
+                decimals)
+         << " |";
     }
     os << '\n';
   }

@@ -268,3 +268,45 @@ def test_small_helpers():
     assert svg.startswith("<svg") or "<svg" in svg[:200]
     assert ev.PROTOCOLS == ("linear", "finetune", "retrieval")
     assert ev.EVALUATE_DEFAULTS["model"] is None and "retrieval_dir" in ev.EVALUATE_DEFAULTS
+
+
+# -- zero_shot: classification from text prompts ------------------------------------------------
+
+def test_zero_shot_untrained_model_on_synthetic(eval_fixture, tmp_path):
+    summary = eval_fixture["summary"]
+    labels = ["Atelectasis", "Cardiomegaly", "Edema", "Pleural Effusion", "Pneumonia"]
+    out = tmp_path / "zs.json"
+    r = ev.zero_shot(eval_fixture["model"], "chexpert", vocab=eval_fixture["vocab"],
+                     test_csv=summary["chexpert_valid_csv"], labels=labels, method_name="rand",
+                     workers=1, out=out)
+    assert r["task"] == "CheXpert" and r["metric_name"] == "mean_auc" and r["method"] == "rand"
+    assert r["labels"] == labels and len(r["per_label"]) == 5 and r["images"] == 16
+    assert 0.0 <= r["metric"] <= 1.0
+    assert r["results"].zero_shot("rand", "CheXpert") == pytest.approx(100 * r["metric"])
+    assert "| rand |" in r["table"] and r["out"] == str(out)
+    assert ev.Results.load(str(out)).zero_shot("rand", "CheXpert") == pytest.approx(100 * r["metric"])
+
+    # A prompt dict works like a file; the default prompts are a dict in that format.
+    prompts = ev.default_prompts()
+    assert set(labels) <= set(prompts["labels"]) and prompts["labels"]["Edema"]["negative"]
+    path = tmp_path / "prompts.json"
+    path.write_text(json.dumps(prompts))
+    by_dict = ev.zero_shot(eval_fixture["model"], prompts=prompts, vocab=eval_fixture["vocab"],
+                           test_csv=summary["chexpert_valid_csv"], labels=labels, workers=1)
+    by_path = ev.zero_shot(eval_fixture["model"], prompts=path, vocab=eval_fixture["vocab"],
+                           test_csv=summary["chexpert_valid_csv"], labels=labels, workers=1)
+    assert by_dict["metric"] == pytest.approx(r["metric"]) and by_path["metric"] == pytest.approx(r["metric"])
+
+
+def test_zero_shot_errors(eval_fixture):
+    summary = eval_fixture["summary"]
+    common = dict(vocab=eval_fixture["vocab"], test_csv=summary["chexpert_valid_csv"], workers=1)
+    with pytest.raises(ValueError, match=r'labels\["Edema"\]\["positive"\].*empty list'):
+        ev.zero_shot(eval_fixture["model"], prompts={"labels": {"Edema": {"positive": []}}}, **common)
+    with pytest.raises(ValueError, match=r'"Atelectasis" has no prompts'):
+        ev.zero_shot(eval_fixture["model"], prompts={"labels": {"Edema": {"positive": ["Edema."]}}},
+                     **common)
+    with pytest.raises(TypeError, match="prompts must be a path, a dict or None"):
+        ev.zero_shot(eval_fixture["model"], prompts=3, **common)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        ev.zero_shot(eval_fixture["model"], "imagenet", **common)

@@ -14,9 +14,16 @@ The paper's experiments from a config, as ``convirt eval linear|finetune|retriev
                        "dataset": "chexpert", "train_csv": ".../train.csv", "test_csv": ".../valid.csv",
                        "fractions": [0.1, 1.0], "seeds": 2}, callback=print)
     print(out["table"])
+
+Zero-shot classification from text prompts, as ``convirt eval zeroshot`` runs it::
+
+    r = ev.zero_shot("runs/demo/pretrain-convirt/model.pt", dataset="chexpert",
+                     test_csv=".../valid.csv", prompts="prompts.json")
+    print(r["metric_name"], r["metric"])
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -43,7 +50,7 @@ __all__ = [
     "tsne", "knn_label_agreement", "render_scatter_svg", "write_scatter_svg",
     "render_line_chart_svg", "write_line_chart_svg", "linear_probe",
     "fraction_key", "summarize", "chexpert_8x200_categories", "evaluate", "EVALUATE_DEFAULTS",
-    "PROTOCOLS",
+    "PROTOCOLS", "zero_shot", "default_prompts",
 ]
 
 #: The protocols :func:`evaluate` runs.
@@ -225,3 +232,54 @@ def evaluate(config: Optional[Mapping[str, Any]] = None,
     if out:
         results.save(out)
     return {"results": results, "table": table, "out": out}
+
+
+def default_prompts() -> Dict[str, Any]:
+    """The built-in zero-shot prompts (``resources/prompts/default.json``) as a dict
+    ``{"labels": {LABEL: {"positive": [...], "negative": [...]}}}``; a copy to edit and pass to
+    :func:`zero_shot`."""
+    return json.loads(_C_eval.default_prompts_json())
+
+
+def zero_shot(model: "os.PathLike[str] | str", dataset: str = "chexpert",
+              prompts: "Optional[os.PathLike[str] | str | Mapping[str, Any]]" = None, *,
+              vocab: "os.PathLike[str] | str" = "", test_csv: "os.PathLike[str] | str" = "",
+              image_root: "os.PathLike[str] | str" = "", data_root: "os.PathLike[str] | str" = "",
+              labels: Sequence[str] = (), uncertain: str = "zeros", mura_level: str = "patient",
+              test_fraction: float = 0.1, split_seed: int = 0, method_name: str = "",
+              image_size: int = 0, batch_size: int = 64, workers: int = 2, threads: int = 0,
+              out: "os.PathLike[str] | str" = "") -> Dict[str, Any]:
+    """Zero-shot classification of a labelled dataset's test split from text prompts
+    (``convirt::pipeline::zero_shot``, as ``convirt eval zeroshot``): each label's prompts are
+    embedded by the model's text encoder and averaged; images are scored by cosine similarity
+    (binary labels: positive minus negative prompts). No label is used except for the metric.
+
+    ``dataset`` is "chexpert" (mean AUC, needs ``test_csv``), "rsna" (AUC), "covidx" (accuracy) or
+    "mura" (patient-level AUC), the last three with ``data_root``. ``prompts`` is a prompt file, a
+    dict in its format (see :func:`default_prompts`) or None for the built-in prompts. ``vocab``
+    defaults to the vocab.txt beside the checkpoint or in the folder above it.
+
+    Returns a dict: ``method``, ``task``, ``metric_name``, ``metric`` (in [0, 1]), ``labels``,
+    ``per_label`` (AUC per label), ``images``, ``results`` (:class:`Results` with a "zeroshot"
+    section, in percent), ``table`` (Markdown) and ``out`` (the results.json written, or "").
+    """
+    prompts_path, prompts_json = "", ""
+    if isinstance(prompts, (str, os.PathLike)):
+        prompts_path = os.fspath(prompts)
+    elif isinstance(prompts, Mapping):
+        prompts_json = json.dumps(prompts)
+    elif prompts is not None:
+        raise TypeError(f"zero_shot: prompts must be a path, a dict or None, got {type(prompts).__name__}")
+    r = _C_eval.zero_shot(model=os.fspath(model), dataset=dataset, prompts_path=prompts_path,
+                          prompts_json=prompts_json, vocab=os.fspath(vocab),
+                          test_csv=os.fspath(test_csv), image_root=os.fspath(image_root),
+                          data_root=os.fspath(data_root), labels=[str(x) for x in labels],
+                          uncertain=uncertain, mura_level=mura_level,
+                          test_fraction=float(test_fraction), split_seed=int(split_seed),
+                          method_name=method_name, image_size=int(image_size),
+                          batch_size=int(batch_size), workers=int(workers), threads=int(threads))
+    out = os.fspath(out)
+    if out:
+        r["results"].save(out)
+    r["out"] = out
+    return r

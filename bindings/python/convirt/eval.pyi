@@ -1,5 +1,6 @@
 # Type stubs for convirt.eval (bound from C++: convirt._C.eval).
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -25,6 +26,9 @@ class Results:
     def load(path: str) -> "Results": ...
     def format_classification_table(self, protocol: str, decimals: int = ...) -> str: ...
     def format_retrieval_table(self, decimals: int = ...) -> str: ...
+    def set_zero_shot(self, method: str, task: str, value: float) -> None: ...
+    def zero_shot(self, method: str, task: str) -> Optional[float]: ...
+    def format_zero_shot_table(self, decimals: int = ...) -> str: ...
 
 def roc_auc(scores: torch.Tensor, targets: torch.Tensor) -> float:
     """Binary ROC-AUC (ties count one half)."""
@@ -79,3 +83,16 @@ def evaluate(config: Optional[Mapping[str, Any]] = ...,
     """Runs the linear, fine-tuning or retrieval protocol from a config."""
 
 __all__: List[str]
+
+def default_prompts() -> Dict[str, Any]:
+    """The built-in zero-shot prompts as {"labels": {LABEL: {"positive": [...], "negative": [...]}}}."""
+def zero_shot(model: Union[str, "os.PathLike[str]"], dataset: str = ...,
+              prompts: Optional[Union[str, "os.PathLike[str]", Mapping[str, Any]]] = ..., *,
+              vocab: Union[str, "os.PathLike[str]"] = ..., test_csv: Union[str, "os.PathLike[str]"] = ...,
+              image_root: Union[str, "os.PathLike[str]"] = ...,
+              data_root: Union[str, "os.PathLike[str]"] = ..., labels: Sequence[str] = ...,
+              uncertain: str = ..., mura_level: str = ..., test_fraction: float = ...,
+              split_seed: int = ..., method_name: str = ..., image_size: int = ...,
+              batch_size: int = ..., workers: int = ..., threads: int = ...,
+              out: Union[str, "os.PathLike[str]"] = ...) -> Dict[str, Any]:
+    """Zero-shot classification of a labelled dataset's test split from text prompts."""

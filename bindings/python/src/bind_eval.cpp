@@ -16,6 +16,7 @@
 #include <convirt/eval/tsne.h>
 #include <convirt/pipeline/evaluate.h>
 #include <convirt/pipeline/retrieval.h>
+#include <convirt/pipeline/zero_shot.h>
 
 #include <pybind11/stl.h>
 
@@ -208,6 +209,38 @@ ev::Results evaluate_retrieval(const std::string& model_path, const std::string&
                                                    .workers(workers));
 }
 
+// Zero-shot classification from prompts (pipeline::zero_shot, as `convirt eval zeroshot`). The
+// prompts come as a file path or as JSON text (the Python layer serialises a dict).
+py::dict zero_shot(convirt::pipeline::ZeroShotOptions options, const std::string& dataset,
+                   const std::string& prompts_json, int64_t threads) {
+  CONVIRT_CHECK_VALUE(!options.model_path().empty(),
+                      "zero_shot: model (a convirt checkpoint) is required");
+  CONVIRT_CHECK_VALUE(prompts_json.empty() || options.prompts_path().empty(),
+                      "zero_shot: give prompts as a path or as a dict, not both");
+  options.dataset(convirt::pipeline::parse_dataset_kind(dataset)).threads(threads);
+  if (!prompts_json.empty()) {
+    options.prompts(convirt::pipeline::PromptSet::from_json(prompts_json, "prompts"));
+  }
+  convirt::pipeline::ZeroShotResult r;
+  {
+    py::gil_scoped_release release;
+    r = convirt::pipeline::zero_shot(options);
+  }
+  ev::Results results;
+  convirt::pipeline::add_zero_shot(results, r);
+  py::dict d;
+  d["method"] = r.method;
+  d["task"] = r.task;
+  d["metric_name"] = r.metric_name;
+  d["metric"] = r.metric;
+  d["labels"] = r.labels;
+  d["per_label"] = r.per_label;
+  d["images"] = r.images;
+  d["results"] = results;
+  d["table"] = ev::format_zero_shot_table(results);
+  return d;
+}
+
 }  // namespace
 
 void bind_eval(py::module_& root) {
@@ -392,6 +425,44 @@ void bind_eval(py::module_& root) {
       py::arg("threads") = 0,
       "Zero-shot retrieval on an 8x200-style set (image->image, text->image).");
 
+  m.def(
+      "zero_shot",
+      [](const std::string& model, const std::string& dataset, const std::string& prompts_path,
+         const std::string& prompts_json, const std::string& vocab, const std::string& test_csv,
+         const std::string& image_root, const std::string& data_root,
+         const std::vector<std::string>& labels, const std::string& uncertain,
+         const std::string& mura_level, double test_fraction, uint64_t split_seed,
+         const std::string& method_name, int64_t image_size, int64_t batch_size, int64_t workers,
+         int64_t threads) {
+        return zero_shot(convirt::pipeline::ZeroShotOptions(model)
+                             .prompts_path(prompts_path)
+                             .vocab(vocab)
+                             .test_csv(test_csv)
+                             .image_root(image_root)
+                             .data_root(data_root)
+                             .labels(labels)
+                             .uncertain(uncertain)
+                             .mura_level(mura_level)
+                             .test_fraction(test_fraction)
+                             .split_seed(split_seed)
+                             .method_name(method_name)
+                             .image_size(image_size)
+                             .batch_size(batch_size)
+                             .workers(workers),
+                         dataset, prompts_json, threads);
+      },
+      py::kw_only(), py::arg("model"), py::arg("dataset") = "chexpert",
+      py::arg("prompts_path") = "", py::arg("prompts_json") = "", py::arg("vocab") = "",
+      py::arg("test_csv") = "", py::arg("image_root") = "", py::arg("data_root") = "",
+      py::arg("labels") = std::vector<std::string>{}, py::arg("uncertain") = "zeros",
+      py::arg("mura_level") = "patient", py::arg("test_fraction") = 0.1, py::arg("split_seed") = 0,
+      py::arg("method_name") = "", py::arg("image_size") = 0, py::arg("batch_size") = 64,
+      py::arg("workers") = 2, py::arg("threads") = 0,
+      "Zero-shot classification of a labelled dataset's test split from text prompts.");
+  m.def(
+      "default_prompts_json", [] { return convirt::pipeline::default_prompts().to_json(); },
+      "The built-in zero-shot prompts (resources/prompts/default.json) as JSON text.");
+
   py::class_<ev::Results>(m, "Results",
                           "The cells of the paper's tables (percent, mean and standard deviation), "
                           "saved as results.json.")
@@ -412,6 +483,9 @@ void bind_eval(py::module_& root) {
             return optional_value(r.retrieval(m, d, k));
           },
           py::arg("method"), py::arg("direction"), py::arg("k"))
+      .def("set_zero_shot", &ev::Results::set_zero_shot, py::arg("method"), py::arg("task"),
+           py::arg("value"))
+      .def("zero_shot", &ev::Results::zero_shot, py::arg("method"), py::arg("task"))
       .def("methods", &ev::Results::methods, py::arg("section"))
       .def("tasks", &ev::Results::tasks, py::arg("section"))
       .def("to_json", &ev::Results::to_json, py::arg("indent") = 2)
@@ -428,6 +502,12 @@ void bind_eval(py::module_& root) {
           "format_retrieval_table",
           [](const ev::Results& r, int decimals) {
             return ev::format_retrieval_table(r, decimals);
+          },
+          py::arg("decimals") = 1)
+      .def(
+          "format_zero_shot_table",
+          [](const ev::Results& r, int decimals) {
+            return ev::format_zero_shot_table(r, decimals);
           },
           py::arg("decimals") = 1);
 }

@@ -4,6 +4,7 @@
 //   {"linear":    {METHOD: {TASK: {"1": x, "10": x, "100": x}}},
 //    "finetune":  {METHOD: {TASK: {...}}},
 //    "retrieval": {METHOD: {"image_image": {"5": x, "10": x, "50": x}, "text_image": {...}}},
+//    "zeroshot":  {METHOD: {TASK: x}},                                       (only when set)
 //    "std":       {"linear": {...}, "finetune": {...}, "retrieval": {...}}}   (only when known)
 // Methods and tasks keep the order in which they were first set (the tables' row/column order).
 
@@ -45,14 +46,20 @@ class Results {
   void set_retrieval(const std::string& method, const std::string& direction, int64_t k,
                      double mean, double stddev = kUnknown);
 
+  /// Zero-shot classification from text prompts (no labels used): the task's metric in percent.
+  void set_zero_shot(const std::string& method, const std::string& task, double value);
+
   std::optional<ResultValue> classification(const std::string& protocol, const std::string& method,
                                             const std::string& task,
                                             const std::string& fraction) const;
   std::optional<ResultValue> retrieval(const std::string& method, const std::string& direction,
                                        int64_t k) const;
 
-  /// Methods / tasks / fraction keys of a section ("linear", "finetune" or "retrieval"), in
-  /// first-set order. For "retrieval", tasks() lists directions and fractions() the k values.
+  std::optional<double> zero_shot(const std::string& method, const std::string& task) const;
+
+  /// Methods / tasks / fraction keys of a section ("linear", "finetune", "retrieval" or
+  /// "zeroshot"), in first-set order. For "retrieval", tasks() lists directions and fractions() the
+  /// k values.
   std::vector<std::string> methods(const std::string& section) const;
   std::vector<std::string> tasks(const std::string& section) const;
   std::vector<std::string> fractions(const std::string& section, const std::string& task) const;
@@ -105,6 +112,10 @@ void add_retrieval(Results& results, const std::string& method, const std::strin
 /// "-" where a cell is missing.
 std::string format_classification_table(const Results& results, const std::string& protocol,
                                         int decimals = 1);
+
+/// A Markdown table of the zero-shot results: one row per method, one column per task ("-" where a
+/// cell is missing).
+std::string format_zero_shot_table(const Results& results, int decimals = 1);
 
 /// A Markdown table shaped like Table 2: one row per method, Precision@k columns for image->image
 /// and then text->image.

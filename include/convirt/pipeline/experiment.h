@@ -112,7 +112,8 @@ struct ReproduceSummary {
 };
 
 /// Generates (or reuses) the data, pretrains each method, runs the linear and fine-tuning protocols
-/// on the labelled set, zero-shot retrieval on the 8x200-style set and the t-SNE figure; writes
+/// on the labelled set, zero-shot classification from text prompts (pipeline/zero_shot.h),
+/// zero-shot retrieval on the 8x200-style set and the t-SNE figure; writes
 /// results.json, tables.md, the figures (t-SNE, label efficiency, pretraining curves) and report.md
 /// into out_dir.
 ReproduceSummary reproduce(const ReproduceOptions& options);
