@@ -358,7 +358,8 @@ def test_resumed_init_run_logs_its_source_once(corpus, tmp_path):
     hf_bert_folder(folder, corpus / "vocab.txt")
     out = tmp_path / "run"
     train.pretrain(run_config(corpus, out, text_init=folder, max_steps=2))
-    result = train.pretrain(run_config(corpus, out, text_init=folder, max_steps=4))
+    result = train.pretrain(run_config(corpus, out, text_init=folder, max_steps=4,
+                                       allow_option_change=True))
     assert result["steps"] == 4
     records = metrics(out)
     init = [r for r in records if r["type"] == "init"]
