@@ -16,6 +16,7 @@
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/evaluate.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/pipeline/pretrain.h>
 #include <convirt/pipeline/retrieval.h>
 #include <convirt/pipeline/tsne_figure.h>
 #include <convirt/train/initial_weights.h>
@@ -82,17 +83,13 @@ void add_synthetic_options(CLI::App* app, data::synthetic::SyntheticOptions& o) 
   app->add_option("--data-seed", o.seed(), "Seed of the generator")->capture_default_str();
 }
 
+// `convirt pretrain`: the flags are bound to a pipeline::PretrainJob's fields, so their defaults
+// are the library's. Two enums travel as their names.
 struct PretrainArgs {
-  std::string data, out = "runs/pretrain", preset = "small", objective = "convirt", vocab;
-  int64_t vocab_size = 2048, image_size = 0, batch_size = 32, max_steps = 0, max_evals = 0,
-          eval_every = 500, threads = 0, workers = 2, log_every = 20;
-  double lr = 1e-4, weight_decay = 1e-6, max_seconds = 0, temperature = 0.1, weight = 0.75,
-         grad_clip = 0;
-  uint64_t seed = 0;
-  bool no_resume = false, allow_option_change = false;
-  std::string image_init, text_init, device = train::kDefaultDevice,
-                                     precision = train::kDefaultPrecision;
-  int64_t text_frozen_layers = -1;
+  pipeline::PretrainJob job;
+  std::string objective = train::to_string(job.trainer().objective());
+  std::string precision = train::to_string(job.trainer().precision());
+  bool no_resume = false;
 };
 
 // A run stopped by a signal is not a finished run: it says so in metrics.jsonl and on stderr,
@@ -112,105 +109,28 @@ int report_interrupted(const std::string& out, bool main, int sig, int64_t step)
   return 128 + sig;
 }
 
-int run_pretrain(const PretrainArgs& a) {
-  set_num_threads(static_cast<int>(a.threads));
-  // A single process, or one rank of a job started by `convirt launch`, torchrun or Slurm.
-  auto ctx = dist::DistributedContext::from_environment();
-  // Before anything is read or written: a second `pretrain` on this folder fails at once.
-  std::unique_ptr<train::RunFolderLock> folder_lock;
-  if (ctx.is_main()) folder_lock = std::make_unique<train::RunFolderLock>(a.out);
-  // Options that would fail late are checked before the data is read.
-  const torch::Device device = train::resolve_device(a.device, ctx.local_rank());
-  const train::Precision precision =
-      train::resolve_precision(train::parse_precision(a.precision), device);
-  const auto init = train::InitialWeightsOptions()
-                        .image_init(a.image_init)
-                        .text_init(a.text_init)
-                        .text_frozen_layers(a.text_frozen_layers);
-  init.validate();
-  CONVIRT_CHECK_VALUE(a.text_init.empty() || a.vocab.empty(),
-                      "--vocab and --text-init both name the vocabulary; --text-init uses its "
-                      "folder's vocab.txt, got --vocab '",
-                      a.vocab, "'");
-  auto config = models::preset(a.preset);
-  // The size the images are fed at is the one the saved model records (evaluation reads it).
-  CONVIRT_CHECK_VALUE(a.image_size >= 0, "--image-size must be >= 0 (0: the preset's), got ",
-                      a.image_size);
-  if (a.image_size > 0) config.image_size(a.image_size);
-  const int64_t image_size = config.image_size();
-  const int64_t channels = config.resnet().in_channels();
-  // An explicit vocabulary must exist: a typo must not silently build (and use) a new one.
-  CONVIRT_CHECK_VALUE(a.vocab.empty() || fs::is_regular_file(a.vocab), "--vocab: no such file '",
-                      a.vocab, "'; omit --vocab to build a vocabulary from the training reports ",
-                      "into ", (fs::path(a.out) / "vocab.txt").string());
-  auto train_set =
-      pipeline::load_pairs(a.data, "train", pipeline::pretrain_transform(image_size), channels);
-  auto val_set =
-      pipeline::load_pairs(a.data, "validate", pipeline::eval_transform(image_size), channels);
-  const std::string vocab = a.vocab.empty() ? (fs::path(a.out) / "vocab.txt").string() : a.vocab;
-  std::shared_ptr<text::WordPieceTokenizer> tokenizer;
-  if (!a.text_init.empty()) {
-    // The pretrained BERT's own vocabulary; a copy in the run folder keeps the run self-contained.
-    tokenizer = train::hf_tokenizer(a.text_init);
-    if (ctx.is_main()) {
-      std::ifstream in(fs::path(a.text_init) / "vocab.txt", std::ios::binary);
-      std::ostringstream bytes;
-      bytes << in.rdbuf();
-      write_file_atomically(vocab, bytes.str(), "vocabulary");
-    }
-  } else {
-    // Rank 0 builds and writes the vocabulary; the others then read that very file.
-    dist::run_on_main(
-        ctx, [&] { tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab); },
-        "building the vocabulary " + vocab);
-    if (!ctx.is_main()) tokenizer = pipeline::build_tokenizer(*train_set, a.vocab_size, vocab);
-  }
-  if (a.preset == "small")
-    config = models::small_preset(tokenizer->vocab_size()).image_size(image_size);
-  config.bert().config().vocab_size(tokenizer->vocab_size());
-  torch::manual_seed(a.seed);
-  std::string init_log;
-  auto model = train::make_initialised_model(config, init, &init_log);
-  if (ctx.is_main() && !init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
-  config = model->config();
-  train::PretrainOptions opts(a.out);
-  opts.objective(train::parse_objective(a.objective))
-      .learning_rate(a.lr)
-      .weight_decay(a.weight_decay)
-      .batch_size(a.batch_size)
-      .temperature(a.temperature)
-      .image_to_text_weight(a.weight)
-      .eval_every(a.eval_every)
-      .max_evals(a.max_evals)
-      .max_steps(a.max_steps)
-      .max_seconds(a.max_seconds)
-      .grad_clip_norm(a.grad_clip)
-      .max_length(config.max_length())
-      .log_every(a.log_every)
-      .seed(a.seed)
-      .workers(a.workers)
-      .resume(!a.no_resume)
-      .allow_option_change(a.allow_option_change)
-      .distributed(ctx)
-      .device(device)
-      .precision(precision);
-  train::Pretrainer trainer(model, tokenizer, train_set, val_set, opts);
-  g_running = &trainer;
+int run_pretrain(PretrainArgs a) {
+  auto& job = a.job;
+  job.trainer()
+      .objective(train::parse_objective(a.objective))
+      .precision(train::parse_precision(a.precision))
+      .resume(!a.no_resume);
+  pipeline::PretrainHooks hooks;
+  hooks.on_trainer = [](train::Pretrainer* trainer) { g_running = trainer; };
+  hooks.interrupted = [] { return g_signal != 0; };
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  auto r = trainer.run();
-  g_running = nullptr;
-  if (g_signal != 0) return report_interrupted(a.out, ctx.is_main(), g_signal, r.steps);
-  // Every rank ends with the same (best) weights; rank 0 writes and reports them.
-  if (!ctx.is_main()) return 0;
-  const std::string final_model = (fs::path(a.out) / "model.pt").string();
-  io::save_convirt(*trainer.model(), final_model);
+  const auto run = pipeline::pretrain(job, hooks);
+  const bool main = dist::DistributedContext::from_environment().is_main();
+  if (run.interrupted) return report_interrupted(job.out_dir(), main, g_signal, run.result.steps);
+  if (!main) return 0;
+  const auto& r = run.result;
   std::printf(
       "pretraining stopped (%s) after %lld steps; best validation loss %.4f at step %lld\n"
       "model (best validation): %s\nmetrics: %s\n",
       r.stop_reason.c_str(), static_cast<long long>(r.steps), r.best_val_loss,
-      static_cast<long long>(r.best_step), final_model.c_str(),
-      (fs::path(a.out) / "metrics.jsonl").string().c_str());
+      static_cast<long long>(r.best_step), run.model_path.c_str(),
+      (fs::path(job.out_dir()) / "metrics.jsonl").string().c_str());
   return 0;
 }
 
@@ -331,57 +251,95 @@ int main(int argc, char** argv) {
   auto* c_pre = app.add_subcommand("pretrain",
                                    "Pretrain ConVIRT (or the binary baseline) on "
                                    "paired images and reports");
-  c_pre->add_option("--data", pre.data, "MIMIC-CXR-JPG-layout root (images, reports, CSVs)")
-      ->required();
-  c_pre->add_option("--out", pre.out, "Run folder (checkpoints, metrics.jsonl, model.pt)")
+  auto& job = pre.job;
+  auto& tr = job.trainer();
+  c_pre->add_option("--data", job.data(), "MIMIC-CXR-JPG-layout root (images, reports, CSVs)");
+  c_pre->add_option("--train-csv", job.train_csv(),
+                    "Instead of --data: CSV of training pairs (image path(s), report text)");
+  c_pre->add_option("--val-csv", job.val_csv(), "Instead of --data: CSV of validation pairs");
+  c_pre->add_option("--image-column", job.image_column(), "CSV column of the image path(s)")
       ->capture_default_str();
-  c_pre->add_option("--preset", pre.preset, "Model preset: small | paper")->capture_default_str();
-  c_pre->add_option("--objective", pre.objective, "convirt | binary")->capture_default_str();
-  c_pre->add_option("--vocab", pre.vocab,
-                    "Existing vocab.txt to use (default: built from the corpus into "
-                    "OUT/vocab.txt)");
-  c_pre->add_option("--vocab-size", pre.vocab_size, "Size of a vocabulary built from the corpus")
+  c_pre->add_option("--text-column", job.text_column(), "CSV column of the report text")
+      ->capture_default_str();
+  c_pre->add_option("--out", tr.out_dir(), "Run folder (checkpoints, metrics.jsonl, model.pt)")
       ->capture_default_str();
   c_pre
-      ->add_option("--image-size", pre.image_size,
+      ->add_option("--preset,--model", job.model(),
+                   "Model: a preset (small | paper) or a ModelConfig JSON file")
+      ->capture_default_str();
+  c_pre->add_option("--objective", pre.objective, "convirt | binary")->capture_default_str();
+  c_pre->add_option("--vocab", job.vocab(),
+                    "Existing vocab.txt to use (default: built from the corpus into "
+                    "OUT/vocab.txt)");
+  c_pre->add_option("--vocab-size", job.vocab_size(), "Size of a vocabulary built from the corpus")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--image-size", job.image_size(),
                    "Model input side in pixels (0: the preset's, small 64, paper 224)")
       ->capture_default_str();
-  c_pre->add_option("--batch-size", pre.batch_size)->capture_default_str();
-  c_pre->add_option("--lr", pre.lr, "Adam learning rate")->capture_default_str();
-  c_pre->add_option("--weight-decay", pre.weight_decay)->capture_default_str();
-  c_pre->add_option("--temperature", pre.temperature, "tau")->capture_default_str();
-  c_pre->add_option("--image-to-text-weight", pre.weight, "lambda")->capture_default_str();
-  c_pre->add_option("--eval-every", pre.eval_every, "Validation period in steps")
+  c_pre
+      ->add_flag("--augment,!--no-augment", job.augment(),
+                 "The paper's augmentation on the training images")
       ->capture_default_str();
-  c_pre->add_option("--max-evals", pre.max_evals, "Stop after this many validations (0: none)")
+  c_pre->add_option("--batch-size", tr.batch_size())->capture_default_str();
+  c_pre->add_option("--lr", tr.learning_rate(), "Adam learning rate")->capture_default_str();
+  c_pre->add_option("--weight-decay", tr.weight_decay())->capture_default_str();
+  c_pre->add_option("--temperature", tr.temperature(), "tau")->capture_default_str();
+  c_pre->add_option("--image-to-text-weight", tr.image_to_text_weight(), "lambda")
       ->capture_default_str();
-  c_pre->add_option("--max-steps", pre.max_steps, "Stop after this many steps (0: none)")
+  c_pre->add_flag("--learn-temperature", tr.learn_temperature(),
+                  "Learn tau from --temperature, in log space clamped to [0.01, 100] (CLIP's "
+                  "practice; the paper keeps it fixed)");
+  c_pre->add_option("--eval-every", tr.eval_every(), "Validation period in steps")
       ->capture_default_str();
-  c_pre->add_option("--max-seconds", pre.max_seconds, "Stop after this much time (0: none)")
+  c_pre
+      ->add_option("--lr-patience", tr.lr_patience(),
+                   "Validations without improvement before the learning rate decays")
       ->capture_default_str();
-  c_pre->add_option("--grad-clip", pre.grad_clip, "Gradient norm clip (0: off)")
+  c_pre->add_option("--lr-decay", tr.lr_decay(), "Learning rate factor on a plateau")
       ->capture_default_str();
-  c_pre->add_option("--log-every", pre.log_every)->capture_default_str();
-  c_pre->add_option("--threads", pre.threads, "Intra-op threads (0: all cores)")
+  c_pre->add_option("--max-evals", tr.max_evals(), "Stop after this many validations (0: none)")
       ->capture_default_str();
-  c_pre->add_option("--workers", pre.workers, "Data loading threads")->capture_default_str();
-  c_pre->add_option("--seed", pre.seed)->capture_default_str();
+  c_pre->add_option("--max-steps", tr.max_steps(), "Stop after this many steps (0: none)")
+      ->capture_default_str();
+  c_pre->add_option("--max-seconds", tr.max_seconds(), "Stop after this much time (0: none)")
+      ->capture_default_str();
+  c_pre->add_option("--grad-clip", tr.grad_clip_norm(), "Gradient norm clip (0: off)")
+      ->capture_default_str();
+  c_pre->add_option("--max-length", tr.max_length(), "Tokens per sentence (0: the model config's)")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--max-bad-fraction", tr.max_bad_fraction(),
+                   "Largest fraction of pairs that may be skipped as unusable (listed in "
+                   "OUT/skipped.tsv); more stops the run (negative: no limit)")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--max-bad-steps", tr.max_bad_steps(),
+                   "Consecutive non-finite losses before the run stops")
+      ->capture_default_str();
+  c_pre->add_option("--log-every", tr.log_every())->capture_default_str();
+  c_pre->add_option("--threads", job.threads(), "Intra-op threads (0: all cores)")
+      ->capture_default_str();
+  c_pre->add_option("--workers", tr.workers(), "Data loading threads")->capture_default_str();
+  c_pre->add_option("--seed", tr.seed())->capture_default_str();
   c_pre->add_flag("--no-resume", pre.no_resume, "Start over even if out/last.ckpt exists");
-  c_pre->add_flag("--allow-option-change", pre.allow_option_change,
+  c_pre->add_flag("--allow-option-change", tr.allow_option_change(),
                   "Let a resume change its budgets (--max-steps, --max-evals, --max-seconds, "
-                  "--log-every, --workers); other options must match out/run_options.json");
-  c_pre->add_option("--image-init", pre.image_init,
+                  "--log-every, --workers, --max-bad-fraction); other options must match "
+                  "out/run_options.json");
+  c_pre->add_option("--image-init", job.init().image_init(),
                     "torchvision ResNet state_dict (.pth, .safetensors) to start the image "
                     "encoder from (paper: ImageNet); it sets the ResNet's depth and width");
-  c_pre->add_option("--text-init", pre.text_init,
+  c_pre->add_option("--text-init", job.init().text_init(),
                     "Hugging Face BERT folder to start the text encoder from (paper: "
                     "ClinicalBERT); its config.json, vocab.txt and tokenizer_config.json are used");
   c_pre
-      ->add_option("--text-frozen-layers", pre.text_frozen_layers,
+      ->add_option("--text-frozen-layers", job.init().text_frozen_layers(),
                    "BERT layers kept frozen with --text-init, with the embeddings (-1: the "
                    "paper's, the first half; 0: none)")
       ->capture_default_str();
-  c_pre->add_option("--device", pre.device, "auto | cpu | cuda | cuda:N (auto: CUDA when present)")
+  c_pre
+      ->add_option("--device", job.device(), "auto | cpu | cuda | cuda:N (auto: CUDA when present)")
       ->capture_default_str();
   c_pre
       ->add_option("--precision", pre.precision,

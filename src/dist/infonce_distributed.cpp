@@ -203,25 +203,31 @@ DistributedInfoNCELossImpl::DistributedInfoNCELossImpl(InfoNCEOptions options_,
 
 void DistributedInfoNCELossImpl::reset() {
   if (options.learnable_temperature().defined()) {
-    options.learnable_temperature(
-        register_parameter("temperature", options.learnable_temperature()));
+    log_temperature = register_parameter("log_temperature",
+                                         initial_log_temperature(options.learnable_temperature()));
   }
+}
+
+InfoNCEOptions DistributedInfoNCELossImpl::effective_options() const {
+  InfoNCEOptions o = options;
+  if (log_temperature.defined()) o.learnable_temperature(temperature_from_log(log_temperature));
+  return o;
 }
 
 torch::Tensor DistributedInfoNCELossImpl::forward(const torch::Tensor& image_emb,
                                                   const torch::Tensor& text_emb) {
-  return infonce_loss_distributed(image_emb, text_emb, options, context);
+  return infonce_loss_distributed(image_emb, text_emb, effective_options(), context);
 }
 
 InfoNCEOutput DistributedInfoNCELossImpl::forward_with_stats(const torch::Tensor& image_emb,
                                                              const torch::Tensor& text_emb) {
-  return infonce_loss_distributed_with_stats(image_emb, text_emb, options, context);
+  return infonce_loss_distributed_with_stats(image_emb, text_emb, effective_options(), context);
 }
 
 void DistributedInfoNCELossImpl::pretty_print(std::ostream& stream) const {
   stream << "convirt::dist::DistributedInfoNCELoss(temperature="
-         << (options.learnable_temperature().defined() ? std::string("learnable")
-                                                       : std::to_string(options.temperature()))
+         << (log_temperature.defined() ? std::string("learnable")
+                                       : std::to_string(options.temperature()))
          << ", image_to_text_weight=" << options.image_to_text_weight()
          << ", rank=" << context.rank() << ", world_size=" << context.world_size() << ")";
 }

@@ -1,4 +1,5 @@
 // torchvision and Hugging Face weight layouts, and whole-model checkpoints.
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/core/version.h>
 #include <convirt/io/checkpoint.h>
@@ -7,8 +8,11 @@
 #include <convirt/io/torch_file.h>
 #include <convirt/io/torchvision.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace convirt::io {
@@ -213,11 +217,65 @@ void save_hf_bert(const models::BertImpl& bert, const std::string& dir,
 }
 
 // ---------------------------------------------------------------- whole-model checkpoints
+namespace {
+
+// The vocabulary travels as two metadata strings: the tokens one per line (ids are line numbers,
+// as in vocab.txt) and the tokenizer's normalisation as a small JSON object.
+constexpr const char* kVocabKey = "convirt_vocab";
+constexpr const char* kTokenizerKey = "convirt_tokenizer";
+
+std::string join_tokens(const std::vector<std::string>& tokens) {
+  std::string out;
+  for (const auto& t : tokens) {
+    out += t;
+    out += '\n';
+  }
+  return out;
+}
+
+models::VocabularyRecord vocabulary_from_metadata(const std::map<std::string, std::string>& meta,
+                                                  const std::string& path) {
+  models::VocabularyRecord record;
+  auto it = meta.find(kVocabKey);
+  if (it == meta.end()) return record;  // written before vocabularies were embedded
+  std::istringstream lines(it->second);
+  for (std::string line; std::getline(lines, line);) record.tokens.push_back(line);
+  auto tok = meta.find(kTokenizerKey);
+  if (tok != meta.end()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(tok->second);
+    } catch (const std::exception& e) {
+      CONVIRT_CHECK_VALUE(false, "'", path, "': unreadable ", kTokenizerKey,
+                          " metadata: ", e.what());
+    }
+    record.lowercase = j.value("lowercase", true);
+    if (j.contains("strip_accents") && j["strip_accents"].is_boolean())
+      record.strip_accents = j["strip_accents"].get<bool>();
+  }
+  return record;
+}
+
+}  // namespace
+
 void save_convirt(const models::ConVIRTModelImpl& model, const std::string& path) {
-  write_safetensors(path, module_state_dict(model),
-                    {{"format", "convirt"},
-                     {"convirt_version", convirt::version()},
-                     {"convirt_config", model.config().to_json()}});
+  std::map<std::string, std::string> meta{{"format", "convirt"},
+                                          {"convirt_version", convirt::version()},
+                                          {"convirt_config", model.config().to_json()}};
+  const auto& vocab = model.vocabulary();
+  if (!vocab.empty()) {
+    nlohmann::json tok;
+    tok["lowercase"] = vocab.lowercase;
+    tok["strip_accents"] =
+        vocab.strip_accents ? nlohmann::json(*vocab.strip_accents) : nlohmann::json(nullptr);
+    meta[kVocabKey] = join_tokens(vocab.tokens);
+    meta[kTokenizerKey] = tok.dump();
+  }
+  write_safetensors(path, module_state_dict(model), meta);
+}
+
+models::VocabularyRecord read_convirt_vocabulary(const std::string& path) {
+  return vocabulary_from_metadata(read_safetensors(path).metadata, path);
 }
 
 models::ModelConfig read_convirt_config(const std::string& path) {
@@ -235,6 +293,7 @@ models::ConVIRTModel load_convirt(const std::string& path) {
                       "' is not a convirt checkpoint (no convirt_config in its metadata)");
   auto model = models::make_convirt(models::ModelConfig::from_json(it->second));
   load_state_dict(*model, file.tensors, /*strict=*/true);
+  model->set_vocabulary(vocabulary_from_metadata(file.metadata, path));
   return model;
 }
 
@@ -255,7 +314,15 @@ void export_hf(const models::ConVIRTModelImpl& model, const std::string& dir,
   auto bert = model.text_encoder->inner_as<models::BertImpl>();
   CONVIRT_CHECK_VALUE(bert != nullptr, "export_hf needs a BERT text encoder, the model has '",
                       model.config().text_encoder(), "'");
-  save_hf_bert(*bert, dir, vocab_path, format);
+  if (!vocab_path.empty() || model.vocabulary().empty()) {
+    save_hf_bert(*bert, dir, vocab_path, format);
+    return;
+  }
+  // The model's own vocabulary, as the folder's vocab.txt.
+  const fs::path embedded = fs::path(dir) / "vocab.txt";
+  fs::create_directories(dir);
+  write_file_atomically(embedded.string(), join_tokens(model.vocabulary().tokens), "vocabulary");
+  save_hf_bert(*bert, dir, embedded.string(), format);
 }
 
 }  // namespace convirt::io

@@ -4,6 +4,8 @@
 #include <convirt/core/check.h>
 #include <convirt/loss/infonce.h>
 
+#include <cmath>
+
 #include "infonce_internal.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -187,27 +189,53 @@ InfoNCELossImpl::InfoNCELossImpl(InfoNCEOptions options_) : options(std::move(op
   reset();
 }
 
+torch::Tensor temperature_from_log(const torch::Tensor& log_temperature) {
+  return log_temperature.clamp(std::log(kMinLearnedTemperature), std::log(kMaxLearnedTemperature))
+      .exp();
+}
+
+torch::Tensor initial_log_temperature(const torch::Tensor& initial) {
+  CONVIRT_CHECK_VALUE(initial.defined() && initial.numel() == 1 && initial.is_floating_point(),
+                      "a learnable temperature must be a floating tensor with one value");
+  const double tau = initial.detach().to(torch::kCPU).item<double>();
+  CONVIRT_CHECK_VALUE(tau >= kMinLearnedTemperature && tau <= kMaxLearnedTemperature,
+                      "a learnable temperature must start in [", kMinLearnedTemperature, ", ",
+                      kMaxLearnedTemperature, "], got ", tau);
+  return initial.detach().reshape({}).log().clone().requires_grad_(true);
+}
+
 void InfoNCELossImpl::reset() {
   if (options.learnable_temperature().defined()) {
-    options.learnable_temperature(
-        register_parameter("temperature", options.learnable_temperature()));
+    log_temperature = register_parameter("log_temperature",
+                                         initial_log_temperature(options.learnable_temperature()));
   }
+}
+
+torch::Tensor InfoNCELossImpl::temperature() const {
+  if (log_temperature.defined()) return temperature_from_log(log_temperature);
+  return torch::scalar_tensor(options.temperature(), torch::kDouble);
+}
+
+InfoNCEOptions InfoNCELossImpl::effective_options() const {
+  InfoNCEOptions o = options;
+  if (log_temperature.defined()) o.learnable_temperature(temperature_from_log(log_temperature));
+  return o;
 }
 
 torch::Tensor InfoNCELossImpl::forward(const torch::Tensor& image_emb,
                                        const torch::Tensor& text_emb) {
-  return infonce_loss(image_emb, text_emb, options);
+  return infonce_loss(image_emb, text_emb, effective_options());
 }
 
 InfoNCEOutput InfoNCELossImpl::forward_with_stats(const torch::Tensor& image_emb,
                                                   const torch::Tensor& text_emb) {
-  return infonce_loss_with_stats(image_emb, text_emb, options);
+  return infonce_loss_with_stats(image_emb, text_emb, effective_options());
 }
 
 void InfoNCELossImpl::pretty_print(std::ostream& stream) const {
   stream << "convirt::InfoNCELoss(temperature=";
-  if (options.learnable_temperature().defined()) {
-    stream << "learnable";
+  if (log_temperature.defined()) {
+    stream << temperature().item<double>() << " (learnable)";
   } else {
     stream << options.temperature();
   }

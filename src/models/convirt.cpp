@@ -75,6 +75,15 @@ ConVIRTModelImpl::ConVIRTModelImpl(ModelConfig config, AnyImageEncoder image_enc
                   std::move(text_head)),
       config_(std::move(config)) {}
 
+void ConVIRTModelImpl::set_vocabulary(VocabularyRecord vocabulary) {
+  const int64_t expected = config_.bert().config().vocab_size();
+  // Fewer tokens than embedding rows is legitimate (rows never looked up); more is not.
+  CONVIRT_CHECK_VALUE(static_cast<int64_t>(vocabulary.tokens.size()) <= expected,
+                      "vocabulary: the text encoder has vocab_size ", expected,
+                      ", the vocabulary has more tokens: ", vocabulary.tokens.size());
+  vocabulary_ = std::move(vocabulary);
+}
+
 // ---------------------------------------------------------------- config JSON
 std::string ModelConfig::to_json() const {
   nlohmann::ordered_json j;

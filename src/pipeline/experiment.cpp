@@ -18,6 +18,7 @@
 #include <convirt/io/torchvision.h>
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/pipeline/pretrain.h>
 #include <convirt/pipeline/report.h>
 #include <convirt/pipeline/zero_shot.h>
 #include <convirt/text/vocab_builder.h>
@@ -223,19 +224,37 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   auto synth = ensure_synthetic(data_dir, o.synthetic());
   models::ModelConfig base_config = models::preset(o.preset());
   const int64_t channels = base_config.resnet().in_channels();
+  // The vocabulary is built once, here, and every method's run reads it: one vocabulary for the
+  // whole comparison.
   auto train_pairs =
-      load_pairs(synth.mimic_root, "train", pretrain_transform(o.image_size()), channels);
-  auto val_pairs =
-      load_pairs(synth.mimic_root, "validate", eval_transform(o.image_size()), channels);
-  auto tokenizer = build_tokenizer(*train_pairs, o.vocab_size(), (out / "vocab.txt").string());
-  log(v, "pairs: " + std::to_string(train_pairs->size()) + " train, " +
-             std::to_string(val_pairs->size()) + " validation; vocabulary " +
+      load_pairs(synth.mimic_root, "train", eval_transform(o.image_size()), channels);
+  const std::string vocab_path = (out / "vocab.txt").string();
+  auto tokenizer = build_tokenizer(*train_pairs, o.vocab_size(), vocab_path);
+  log(v, "pairs: " + std::to_string(train_pairs->size()) + " train; vocabulary " +
              std::to_string(tokenizer->vocab_size()) + " tokens");
-  models::ModelConfig config = o.preset() == "small" ? models::small_preset(tokenizer->vocab_size())
-                                                     : models::preset(o.preset());
-  config.bert().config().vocab_size(tokenizer->vocab_size());
-  // The saved models record the size their images are fed at (evaluation reads it back).
-  config.image_size(o.image_size());
+  // Every method's run: the same pipeline as `convirt pretrain` (pipeline/pretrain.h).
+  auto job_for = [&](const std::string& method) {
+    PretrainJob job((out / ("pretrain-" + method)).string());
+    job.data(synth.mimic_root)
+        .model(o.preset())
+        .image_size(o.image_size())
+        .vocab(vocab_path)
+        .threads(o.threads());
+    job.trainer()
+        .objective(
+            train::parse_objective(method == "random" || method == "imagenet" ? "convirt" : method))
+        .batch_size(o.batch_size())
+        .learning_rate(o.learning_rate())
+        .eval_every(o.eval_every())
+        .max_evals(0)
+        .max_steps(o.pretrain_steps())
+        .max_seconds(o.pretrain_steps() > 0 ? 0.0 : o.pretrain_seconds())
+        .workers(o.workers())
+        .seed(o.seed())
+        .verbose(v);
+    return job;
+  };
+  const models::ModelConfig config = job_model_config(job_for("random"), tokenizer->vocab_size());
 
   // 2. One model per method: random init is the untrained model; the others are pretrained.
   std::map<std::string, std::string> checkpoints;
@@ -253,30 +272,17 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
         CONVIRT_CHECK_VALUE(resnet != nullptr, "method 'imagenet' needs a ResNet image encoder");
         io::load_torchvision_resnet(*resnet, o.imagenet_weights());
       }
+      // An untrained text encoder still reads ids of this vocabulary (zero-shot, retrieval).
+      model->set_vocabulary(train::vocabulary_record(*tokenizer));
       fs::create_directories(dir);
       io::save_convirt(*model, ckpt);
     } else {
-      torch::manual_seed(o.seed());
-      auto model = models::make_convirt(config);
-      train::PretrainOptions popts((dir).string());
-      popts.objective(train::parse_objective(method))
-          .batch_size(o.batch_size())
-          .learning_rate(o.learning_rate())
-          .eval_every(o.eval_every())
-          .max_evals(0)
-          .max_steps(o.pretrain_steps())
-          .max_seconds(o.pretrain_steps() > 0 ? 0.0 : o.pretrain_seconds())
-          .max_length(config.max_length())
-          .workers(o.workers())
-          .seed(o.seed())
-          .verbose(v);
       log(v, "pretraining " + display_name(method) + " into " + dir.string());
-      train::Pretrainer trainer(model, tokenizer, train_pairs, val_pairs, popts);
-      auto r = trainer.run();
+      const auto run = pretrain(job_for(method));
+      const auto& r = run.result;
       log(v, display_name(method) + ": " + std::to_string(r.steps) +
                  " steps, best validation loss " + std::to_string(r.best_val_loss) + " at step " +
                  std::to_string(r.best_step));
-      io::save_convirt(*model, ckpt);
     }
     checkpoints[method] = ckpt;
   }

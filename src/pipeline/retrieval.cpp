@@ -6,6 +6,7 @@
 #include <convirt/io/checkpoint.h>
 #include <convirt/pipeline/evaluate.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/pipeline/model_text.h>
 #include <convirt/text/wordpiece.h>
 
 #include <torch/torch.h>
@@ -21,11 +22,14 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
   CONVIRT_CHECK_VALUE(fs::is_directory(o.retrieval_dir()),
                       "retrieval_dir must name the folder of the 8x200 CSVs, got '",
                       o.retrieval_dir(), "'");
-  CONVIRT_CHECK_VALUE(o.vocab().empty() || fs::exists(o.vocab()),
-                      "vocab must name the model's vocab.txt, got '", o.vocab(), "'");
   CONVIRT_CHECK_VALUE(!o.ks().empty(), "ks must name at least one k");
   auto model = io::load_convirt(o.model_path());
   model->eval();
+  // Text queries need the model's own vocabulary (embedded, or the one given); a vocabulary that
+  // is not the model's is refused here, before any image is read.
+  std::shared_ptr<const text::WordPieceTokenizer> tokenizer;
+  if (!o.vocab().empty() || !model->vocabulary().empty())
+    tokenizer = model_tokenizer(*model, o.vocab(), o.model_path());
   const int64_t size = o.image_size() > 0 ? o.image_size() : model->config().image_size();
   data::RetrievalSet set(o.retrieval_dir(), data::RetrievalOptions()
                                                 .image_root(o.image_root())
@@ -43,8 +47,7 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
                                 cand_emb, candidates.targets.argmax(1), o.ks());
   eval::add_retrieval(results, name, "image_image", ii);
 
-  if (!o.vocab().empty() && !set.text_queries().empty()) {
-    auto tokenizer = text::WordPieceTokenizer::from_vocab_file(o.vocab());
+  if (tokenizer && !set.text_queries().empty()) {
     std::vector<std::string> texts;
     std::vector<int64_t> cats;
     for (const auto& q : set.text_queries()) {
@@ -60,7 +63,7 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
                              ? cand_emb
                              : image_embeddings(model, text_cands.inputs);
     torch::NoGradGuard no_grad;
-    auto enc = tokenizer.encode_batch(texts, model->config().max_length());
+    auto enc = tokenizer->encode_batch(texts, model->config().max_length());
     auto text_emb = model->encode_text(enc.input_ids, enc.attention_mask);
     auto ti = eval::retrieval_precision(text_emb, torch::tensor(cats, torch::kLong), text_cand_emb,
                                         text_cands.targets.argmax(1), o.ks());

@@ -400,4 +400,20 @@ const std::vector<std::string>& WordPieceTokenizer::vocab() const {
   return vocab_->tokens;
 }
 
+// FNV-1a: simple, stable across platforms and versions, and enough to tell vocabularies apart.
+std::string vocab_fingerprint(const std::vector<std::string>& vocab) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  };
+  for (const auto& token : vocab) {
+    for (unsigned char c : token) mix(c);
+    mix('\n');
+  }
+  std::ostringstream os;
+  os << std::hex << h;
+  return os.str();
+}
+
 }  // namespace convirt::text

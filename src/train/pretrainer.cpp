@@ -159,6 +159,8 @@ MetricRecord initial_weights_record(const std::string& json) {
 
 struct Pretrainer::State {
   ContrastiveBinaryLoss binary{nullptr};
+  /// The ConVIRT loss with its learned log-temperature (learn_temperature only).
+  InfoNCELoss infonce{nullptr};
   std::unique_ptr<torch::optim::Adam> optimizer;
   std::unique_ptr<data::Loader> loader;
   int64_t step = 0;
@@ -181,6 +183,14 @@ struct Pretrainer::State {
   std::unique_ptr<GradScaler> scaler;
 };
 
+models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& tokenizer) {
+  models::VocabularyRecord record;
+  record.tokens = tokenizer.vocab();
+  record.lowercase = tokenizer.options().lowercase();
+  record.strip_accents = tokenizer.options().strip_accents();
+  return record;
+}
+
 Pretrainer::Pretrainer(models::ConVIRTModel model,
                        std::shared_ptr<const text::WordPieceTokenizer> tokenizer,
                        std::shared_ptr<const data::Dataset> train,
@@ -193,6 +203,9 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
       state_(std::make_unique<State>()) {
   CONVIRT_CHECK_VALUE(model_, "model must be defined");
   CONVIRT_CHECK_VALUE(tokenizer_ != nullptr, "tokenizer must be given");
+  if (options_.max_length() <= 0) options_.max_length(model_->config().max_length());
+  // Every model this trainer writes carries its vocabulary (token ids mean nothing without it).
+  model_->set_vocabulary(vocabulary_record(*tokenizer_));
   CONVIRT_CHECK_VALUE(train_ != nullptr && train_->size() > 0,
                       "the training set must hold at least one pair, got ",
                       train_ ? train_->size() : 0);
@@ -232,30 +245,57 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
     state_->binary->to(options_.device(), state_->compute_dtype);
     for (const auto& p : state_->binary->parameters()) params.push_back(p);
   }
+  CONVIRT_CHECK_VALUE(!options_.learn_temperature() || options_.objective() == Objective::kConVIRT,
+                      "learn_temperature needs the convirt objective, got '",
+                      to_string(options_.objective()), "'");
+  // The learned temperature is optimised without weight decay (as CLIP's logit scale): decay
+  // would pull log tau towards 0, i.e. tau towards 1.
+  std::vector<torch::Tensor> no_decay;
+  if (options_.learn_temperature()) {
+    state_->infonce = InfoNCELoss(
+        InfoNCEOptions()
+            .learnable_temperature(torch::scalar_tensor(options_.temperature(), torch::kFloat))
+            .image_to_text_weight(options_.image_to_text_weight()));
+    state_->infonce->to(options_.device());
+    no_decay = state_->infonce->parameters();
+  }
   if (ctx.is_distributed()) {
     // Every rank starts from rank 0's weights, whatever its own initialisation was.
     dist::broadcast_module_state(*model_, ctx);
     if (state_->binary) dist::broadcast_module_state(*state_->binary, ctx);
+    if (state_->infonce) dist::broadcast_module_state(*state_->infonce, ctx);
+    std::vector<torch::Tensor> synced = params;
+    synced.insert(synced.end(), no_decay.begin(), no_decay.end());
     // The global InfoNCE loss's per-rank gradients add up to the global gradient; the binary
     // objective is each rank's mean over its own shard, so its gradients are averaged.
     state_->sync = std::make_unique<dist::GradientSynchronizer>(
-        params, ctx,
+        synced, ctx,
         dist::GradientSynchronizerOptions().average(options_.objective() ==
                                                     Objective::kContrastiveBinary));
   }
   torch::manual_seed(rank_seed(options_.seed(), ctx.rank()));
   state_->lr = options_.learning_rate();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
+                                  torch::optim::AdamOptions(options_.learning_rate())
+                                      .weight_decay(options_.weight_decay())));
+  if (!no_decay.empty()) {
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamOptions>(
+                                      torch::optim::AdamOptions(options_.learning_rate())));
+  }
   state_->optimizer = std::make_unique<torch::optim::Adam>(
-      params,
+      std::move(groups),
       torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
-  state_->loader = std::make_unique<data::Loader>(train_, data::LoaderOptions()
-                                                              .batch_size(options_.batch_size())
-                                                              .shuffle(true)
-                                                              .drop_last(true)
-                                                              .seed(options_.seed())
-                                                              .workers(options_.workers())
-                                                              .rank(ctx.rank())
-                                                              .world_size(ctx.world_size()));
+  state_->loader =
+      std::make_unique<data::Loader>(train_, data::LoaderOptions()
+                                                 .batch_size(options_.batch_size())
+                                                 .shuffle(true)
+                                                 .drop_last(true)
+                                                 .seed(options_.seed())
+                                                 .workers(options_.workers())
+                                                 .max_bad_fraction(options_.max_bad_fraction())
+                                                 .rank(ctx.rank())
+                                                 .world_size(ctx.world_size()));
   if (ctx.is_main()) fs::create_directories(options_.out_dir());
 }
 
@@ -269,9 +309,10 @@ torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Te
     if (metrics) metrics->loss = loss.item<double>();
     return loss;
   }
-  const auto opts = InfoNCEOptions()
-                        .temperature(options_.temperature())
-                        .image_to_text_weight(options_.image_to_text_weight());
+  const auto opts = state_->infonce ? state_->infonce->effective_options()
+                                    : InfoNCEOptions()
+                                          .temperature(options_.temperature())
+                                          .image_to_text_weight(options_.image_to_text_weight());
   const auto& ctx = options_.distributed();
   // Distributed: this rank's rows against the whole global batch's columns; the value (and the
   // statistics) are the global batch's on every rank.
@@ -283,6 +324,8 @@ torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Te
     metrics->text_to_image = out.text_to_image.item<double>();
     metrics->image_to_text_accuracy = out.image_to_text_accuracy.item<double>();
     metrics->text_to_image_accuracy = out.text_to_image_accuracy.item<double>();
+    metrics->temperature =
+        state_->infonce ? state_->infonce->temperature().item<double>() : options_.temperature();
   }
   return out.loss;
 }
@@ -388,6 +431,11 @@ void Pretrainer::write_state(const std::string& path, const torch::Tensor& rng_r
     state_->binary->save(head_archive);
     archive.write("objective_head", head_archive);
   }
+  if (state_->infonce) {
+    torch::serialize::OutputArchive loss_archive;
+    state_->infonce->save(loss_archive);
+    archive.write("objective_loss", loss_archive);
+  }
   torch::serialize::OutputArchive optim_archive;
   state_->optimizer->save(optim_archive);
   archive.write("optimizer", optim_archive);
@@ -453,6 +501,11 @@ void Pretrainer::load_state(const std::string& path) {
     torch::serialize::InputArchive head_archive;
     archive.read("objective_head", head_archive);
     state_->binary->load(head_archive);
+  }
+  if (state_->infonce) {
+    torch::serialize::InputArchive loss_archive;
+    archive.read("objective_loss", loss_archive);
+    state_->infonce->load(loss_archive);
   }
   torch::serialize::InputArchive optim_archive;
   archive.read("optimizer", optim_archive);
@@ -683,6 +736,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"acc_image_to_text", m.image_to_text_accuracy},
                  {"acc_text_to_image", m.text_to_image_accuracy},
                  {"lr", m.learning_rate},
+                 {"temperature", m.temperature},
                  {"images_per_s", m.images_per_second},
                  {"elapsed_s", meter.elapsed_seconds()}});
       if (print) {
@@ -729,6 +783,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   result.best_val_loss = state_->best_val;
   result.best_step = state_->best_step;
   result.skipped_steps = state_->skipped;
+  result.skipped_samples = state_->loader->bad_samples().entries();
   result.bad_samples = static_cast<int64_t>(
       sum_over_ranks(ctx, {static_cast<double>(state_->loader->bad_samples().count())})[0]);
   result.best_checkpoint = best_model;

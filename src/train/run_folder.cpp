@@ -52,23 +52,6 @@ std::string host_name() {
   return buf;
 }
 
-// FNV-1a over the tokens in id order: a vocabulary with the same tokens in the same order (the
-// only thing token ids depend on) has the same hash, wherever its file lives.
-std::string vocab_hash(const std::vector<std::string>& vocab) {
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&](unsigned char c) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  };
-  for (const auto& token : vocab) {
-    for (unsigned char c : token) mix(c);
-    mix('\n');
-  }
-  std::ostringstream os;
-  os << std::hex << h;
-  return os.str();
-}
-
 // Leaves of a JSON object as "a.b.c" -> value, so a difference deep in the model config reads as
 // "model.resnet.base_width".
 void flatten(const Json& j, const std::string& prefix, std::map<std::string, Json>* out) {
@@ -151,8 +134,9 @@ RunFolderLock::~RunFolderLock() {
 }
 
 const std::vector<std::string>& budget_option_names() {
-  static const std::vector<std::string> names{"max_steps", "max_evals", "max_seconds",
-                                              "log_every", "verbose",   "workers"};
+  static const std::vector<std::string> names{"max_steps",       "max_evals", "max_seconds",
+                                              "log_every",       "verbose",   "workers",
+                                              "max_bad_fraction"};
   return names;
 }
 
@@ -166,12 +150,14 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
   j["batch_size"] = o.batch_size();
   j["temperature"] = o.temperature();
   j["image_to_text_weight"] = o.image_to_text_weight();
+  j["learn_temperature"] = o.learn_temperature();
   j["eval_every"] = o.eval_every();
   j["lr_patience"] = o.lr_patience();
   j["lr_decay"] = o.lr_decay();
   j["grad_clip_norm"] = o.grad_clip_norm();
   j["precision"] = to_string(o.precision());
   j["max_bad_steps"] = o.max_bad_steps();
+  j["max_bad_fraction"] = o.max_bad_fraction();
   j["max_length"] = o.max_length();
   j["seed"] = o.seed();
   j["max_steps"] = o.max_steps();
@@ -183,7 +169,7 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
   j["train_pairs"] = train_pairs;
   j["val_pairs"] = val_pairs;
   j["vocab_size"] = tokenizer.vocab_size();
-  j["vocab_hash"] = vocab_hash(tokenizer.vocab());
+  j["vocab_hash"] = text::vocab_fingerprint(tokenizer.vocab());
   j["model"] = Json::parse(model.to_json());
   return j.dump(2) + "\n";
 }

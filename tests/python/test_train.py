@@ -115,8 +115,8 @@ def test_config_errors(corpus, tmp_path):
         train.pretrain(config(corpus, tmp_path, lrate=0.1))
     with pytest.raises(ValueError, match="missing required config keys \\['out_dir'\\]"):
         train.pretrain(config(corpus, None))
-    with pytest.raises(ValueError, match="vocab is required"):
-        train.pretrain(config(corpus, tmp_path, vocab=""))
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        train.pretrain(config(corpus, tmp_path, batch_size=4.5))
     with pytest.raises(ValueError, match="not both"):
         train.pretrain(config(corpus, tmp_path, data=corpus))
     with pytest.raises(ValueError, match="given twice"):
@@ -164,6 +164,22 @@ def test_pretrain_from_mimic_root_with_cli_keys(mimic_root, tmp_path):
     assert again["steps"] == 4 and (out / "vocab.txt").read_text().splitlines() == vocab
 
 
+def test_csv_pairs_build_their_vocabulary_and_the_model_carries_it(corpus, tmp_path):
+    """Without ``vocab`` the CSV run builds one from its training reports, as a MIMIC root does; the
+    saved model carries it, and the skipped-pairs list is written even when nothing was skipped."""
+    import convirt.models as cm
+
+    out = tmp_path / "run"
+    result = train.pretrain(config(corpus, out, vocab="", vocab_size=100))
+    assert result["vocab"] == str(out / "vocab.txt")
+    tokens = (out / "vocab.txt").read_text().splitlines()
+    assert 10 < len(tokens) <= 100
+    assert result["skipped"] == str(out / "skipped.tsv")
+    assert (out / "skipped.tsv").read_text() == "split\tstage\tpath\treason\n"
+    assert json.loads(result["model_config"])["bert"]["config"]["vocab_size"] == len(tokens)
+    assert cm.read_vocabulary(result["model"]) == tokens
+
+
 def test_pretrain_from_missing_root(tmp_path):
     with pytest.raises(ValueError, match="nothing"):
         train.pretrain(out_dir=tmp_path / "o", data=tmp_path / "nothing", verbose=False)
@@ -171,6 +187,14 @@ def test_pretrain_from_missing_root(tmp_path):
 
 def test_defaults_and_cli_aliases():
     assert train.PRETRAIN_DEFAULTS["out_dir"] is None and train.PRETRAIN_DEFAULTS["data"] == ""
+    # One source of defaults: the C++ PretrainJob, which `convirt pretrain --help` shows too.
+    from convirt import _C
+
+    cpp = json.loads(_C.train.pretrain_defaults())
+    assert set(cpp) == set(train.PRETRAIN_DEFAULTS)
+    assert {k: v for k, v in cpp.items() if k != "out_dir"} == \
+        {k: v for k, v in train.PRETRAIN_DEFAULTS.items() if k != "out_dir"}
+    assert cpp["eval_every"] == 5000 and cpp["max_evals"] == 200 and cpp["image_to_text_weight"] == 0.75
     for cli, key in train.PRETRAIN_ALIASES.items():
         assert key in train.PRETRAIN_DEFAULTS, (cli, key)
 

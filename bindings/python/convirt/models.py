@@ -26,7 +26,7 @@ import torch
 from ._C import models as _models
 
 __all__ = [
-    "ConVIRTModel", "make", "load", "read_config", "preset_config", "preset_names",
+    "ConVIRTModel", "make", "load", "read_config", "read_vocabulary", "preset_config", "preset_names",
     "read_state_dict", "read_safetensors", "write_safetensors", "write_torch_state_dict",
     "torchvision_state_dict", "torchvision_resnet", "export_torchvision", "export_hf_bert",
     "hf_bert_state_dict",
@@ -54,6 +54,12 @@ def load(path: str) -> ConVIRTModel:
 def read_config(path: str) -> Dict[str, Any]:
     """The model config stored in a convirt checkpoint, as a dict."""
     return json.loads(_models.read_convirt_config(os.fspath(path)))
+
+
+def read_vocabulary(path: str) -> List[str]:
+    """The vocabulary a convirt checkpoint carries (the tokens its text encoder was trained with, one
+    per id; ``[]`` for a file written without one)."""
+    return list(_models.read_convirt_vocabulary(os.fspath(path)))
 
 
 def preset_config(name: str) -> Dict[str, Any]:

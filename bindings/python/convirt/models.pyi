@@ -39,6 +39,8 @@ def load(path: _Path) -> ConVIRTModel:
     """Rebuilds the model saved at ``path``."""
 def read_config(path: _Path) -> Dict[str, Any]:
     """The model config stored in a convirt checkpoint."""
+def read_vocabulary(path: _Path) -> List[str]:
+    """The vocabulary a convirt checkpoint carries, one token per id ([] if none)."""
 def preset_config(name: str) -> Dict[str, Any]:
     """The config of a named preset."""
 def preset_names() -> List[str]:

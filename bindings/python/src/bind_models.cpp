@@ -145,6 +145,10 @@ void bind_models(py::module_& root) {
       [](const std::string& path) { return io::read_convirt_config(path).to_json(); },
       py::arg("path"));
   m.def(
+      "read_convirt_vocabulary",
+      [](const std::string& path) { return io::read_convirt_vocabulary(path).tokens; },
+      py::arg("path"), "The vocabulary a checkpoint carries, one token per id ([] if none).");
+  m.def(
       "preset_config", [](const std::string& name) { return models::preset(name).to_json(); },
       py::arg("name"), "The ModelConfig JSON of a named preset.");
   m.def(

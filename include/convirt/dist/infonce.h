@@ -42,8 +42,9 @@ InfoNCEOutput infonce_loss_distributed_with_stats(const torch::Tensor& image_emb
                                                   const InfoNCEOptions& options,
                                                   const DistributedContext& ctx);
 
-/// Module form: InfoNCELoss with global negatives over `ctx`. A learnable temperature is
-/// registered as the parameter "temperature" (synchronise its gradient like the model's).
+/// Module form: InfoNCELoss with global negatives over `ctx`. A learnable temperature is learned
+/// in log space as the parameter "log_temperature", clamped as InfoNCELoss does (synchronise its
+/// gradient like the model's).
 ///
 /// Example:
 ///   convirt::dist::DistributedInfoNCELoss criterion(convirt::InfoNCEOptions(), ctx);
@@ -56,9 +57,12 @@ class DistributedInfoNCELossImpl : public torch::nn::Cloneable<DistributedInfoNC
   torch::Tensor forward(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
   InfoNCEOutput forward_with_stats(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
   void pretty_print(std::ostream& stream) const override;
+  /// The options with the current learned tau (what forward() uses).
+  InfoNCEOptions effective_options() const;
 
   InfoNCEOptions options;
   DistributedContext context;
+  torch::Tensor log_temperature;  ///< defined when the temperature is learned
 };
 TORCH_MODULE(DistributedInfoNCELoss);
 

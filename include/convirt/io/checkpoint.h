@@ -12,7 +12,8 @@
 
 namespace convirt::io {
 
-/// Writes `model` (weights + config) to `path` (atomically).
+/// Writes `model` (weights, config and, when recorded, the vocabulary it was trained with) to
+/// `path` (atomically).
 ///
 /// Example:
 ///   convirt::io::save_convirt(*model, "convirt.safetensors");
@@ -23,6 +24,9 @@ void save_convirt(const models::ConVIRTModelImpl& model, const std::string& path
 /// Example:
 ///   auto model = convirt::io::load_convirt("convirt.safetensors");
 models::ConVIRTModel load_convirt(const std::string& path);
+
+/// The vocabulary stored in a checkpoint (empty for files written without one).
+models::VocabularyRecord read_convirt_vocabulary(const std::string& path);
 
 /// The ModelConfig stored in a checkpoint (ValueError when the file has none).
 models::ModelConfig read_convirt_config(const std::string& path);
@@ -35,7 +39,8 @@ LoadReport load_convirt_weights(torch::nn::Module& model, const std::string& pat
 /// torchvision has (base width 64, standard block counts), else a ValueError before any write.
 void export_torchvision(const models::ConVIRTModelImpl& model, const std::string& path);
 
-/// Writes the text encoder as a HF BERT folder; it must be a Bert.
+/// Writes the text encoder as a HF BERT folder; it must be a Bert. The folder's vocab.txt is a
+/// copy of `vocab_path`, or when that is "" the model's own vocabulary (if recorded).
 void export_hf(const models::ConVIRTModelImpl& model, const std::string& dir,
                const std::string& vocab_path = "",
                HfWeightFormat format = HfWeightFormat::kSafetensors);

@@ -70,8 +70,24 @@ torch::Tensor infonce_loss(const torch::Tensor& image_emb, const torch::Tensor& 
 InfoNCEOutput infonce_loss_with_stats(const torch::Tensor& image_emb, const torch::Tensor& text_emb,
                                       const InfoNCEOptions& options = {});
 
-/// Module form of infonce_loss. With `learnable_temperature` set in the options, that tensor is
-/// registered as the parameter "temperature" so optimisers see it.
+/// Bounds of a learned temperature: CLIP clamps its logit scale 1/tau at 100, i.e. tau >= 0.01.
+inline constexpr double kMinLearnedTemperature = 0.01;
+inline constexpr double kMaxLearnedTemperature = 100.0;
+
+/// tau = exp(log_temperature) clamped to [kMinLearnedTemperature, kMaxLearnedTemperature]: however
+/// large an optimiser step on log_temperature, tau stays positive and finite (beyond a bound its
+/// gradient is zero).
+torch::Tensor temperature_from_log(const torch::Tensor& log_temperature);
+
+/// The parameter a module learns for a temperature that starts at `initial` (a 0-dim floating
+/// tensor, or a number): log(initial), detached, with gradient. A ValueError when `initial` is
+/// outside the bounds above.
+torch::Tensor initial_log_temperature(const torch::Tensor& initial);
+
+/// Module form of infonce_loss. With `learnable_temperature` set in the options (its value the
+/// initial tau), the module learns log tau as the parameter "log_temperature", as CLIP learns its
+/// logit scale, and the loss uses temperature_from_log() of it: no optimiser can make tau
+/// non-positive.
 ///
 /// Example:
 ///   convirt::InfoNCELoss criterion(convirt::InfoNCEOptions().image_to_text_weight(0.75));
@@ -83,8 +99,13 @@ class InfoNCELossImpl : public torch::nn::Cloneable<InfoNCELossImpl> {
   torch::Tensor forward(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
   InfoNCEOutput forward_with_stats(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
   void pretty_print(std::ostream& stream) const override;
+  /// The tau the loss uses now (0-dim; the fixed option when nothing is learned).
+  torch::Tensor temperature() const;
+  /// The options with the current learned tau in learnable_temperature (what forward() uses).
+  InfoNCEOptions effective_options() const;
 
   InfoNCEOptions options;
+  torch::Tensor log_temperature;  ///< defined when the temperature is learned
 };
 TORCH_MODULE(InfoNCELoss);
 

@@ -18,7 +18,10 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace convirt::models {
 
@@ -103,16 +106,33 @@ class ConVIRT
       ConVIRTImpl<ImageEncoder, TextEncoder, ImageHead, TextHead>>::ModuleHolder;
 };
 
+/// The tokenizer a model's text encoder was trained with: token ids are positions in `tokens`,
+/// so a model read with another vocabulary silently sees other words. It travels inside every
+/// checkpoint (io::save_convirt), so a saved model is usable without its run folder. Plain data:
+/// the tokenizer itself lives in convirt::text (pipeline/model_text.h builds one from this).
+struct VocabularyRecord {
+  std::vector<std::string> tokens;  ///< one per id; empty when not recorded (untrained models)
+  bool lowercase = true;
+  std::optional<bool> strip_accents;
+  bool empty() const { return tokens.empty(); }
+};
+
 /// The run-time composed model: encoders chosen by name, with the config that built it (saved in
-/// checkpoints so that load_convirt() can rebuild the model).
+/// checkpoints so that load_convirt() can rebuild the model) and the vocabulary it was trained
+/// with.
 class ConVIRTModelImpl : public ConVIRTImpl<AnyImageEncoder, AnyTextEncoder> {
  public:
   ConVIRTModelImpl(ModelConfig config, AnyImageEncoder image_encoder, AnyTextEncoder text_encoder,
                    ProjectionHead image_head, ProjectionHead text_head);
   const ModelConfig& config() const { return config_; }
+  const VocabularyRecord& vocabulary() const { return vocabulary_; }
+  /// Records the vocabulary (the trainer does this); it may not have more tokens than the text
+  /// encoder's vocab_size (a ValueError naming both).
+  void set_vocabulary(VocabularyRecord vocabulary);
 
  private:
   ModelConfig config_;
+  VocabularyRecord vocabulary_;
 };
 TORCH_MODULE(ConVIRTModel);
 

@@ -27,8 +27,9 @@ struct RetrievalEvalOptions {
   TORCH_ARG(std::string, retrieval_dir) = "";
   /// Folder holding CheXpert-v1.0-small; "" = the retrieval folder's parent.
   TORCH_ARG(std::string, image_root) = "";
-  /// The model's vocab.txt; "" leaves text->image out (a model without its vocabulary cannot
-  /// encode text).
+  /// The text queries use the vocabulary embedded in the model; a vocab.txt given here must be
+  /// that same vocabulary (else a ValueError with both fingerprints). A model without an embedded
+  /// vocabulary needs it, else text->image is left out.
   TORCH_ARG(std::string, vocab) = "";
   /// Model input side in pixels; 0 = the checkpoint's configured image size.
   TORCH_ARG(int64_t, image_size) = 0;

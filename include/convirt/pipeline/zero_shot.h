@@ -100,8 +100,9 @@ struct ZeroShotOptions {
   explicit ZeroShotOptions(std::string model_path = "") : model_path_(std::move(model_path)) {}
   /// A convirt checkpoint (`convirt pretrain`'s model.pt).
   TORCH_ARG(std::string, model_path);
-  /// The model's vocab.txt; "" = vocab.txt beside the checkpoint or in the folder above it (where
-  /// `convirt pretrain` and `convirt reproduce` write it).
+  /// The prompts use the vocabulary embedded in the model; a vocab.txt given here must be that
+  /// same vocabulary. For a model without one: this file, or "" = vocab.txt beside the checkpoint
+  /// or in the folder above it (see pipeline/model_text.h).
   TORCH_ARG(std::string, vocab) = "";
   /// A prompt file (PromptSet's JSON format); "" = `prompts`, or default_prompts() when that is
   /// empty too.

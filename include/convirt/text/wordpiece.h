@@ -183,4 +183,10 @@ class WordPieceTokenizer {
   int64_t unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, pad_id_ = -1, mask_id_ = -1;
 };
 
+/// A short fingerprint of a vocabulary: a 64-bit FNV-1a hash of its tokens in id order, in hex.
+/// Two vocabularies with the same tokens in the same order (all that token ids depend on) have the
+/// same fingerprint wherever their files live; it names a vocabulary in errors and run records.
+/// Example: vocab_fingerprint(tok.vocab()) == "9a3c...".
+std::string vocab_fingerprint(const std::vector<std::string>& vocab);
+
 }  // namespace convirt::text

@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace convirt::train {
 
@@ -52,6 +53,10 @@ struct PretrainOptions {
   /// tau and lambda of the loss (paper: 0.1, 0.75).
   TORCH_ARG(double, temperature) = 0.1;
   TORCH_ARG(double, image_to_text_weight) = 0.75;
+  /// Learn tau, starting at `temperature`, as CLIP learns its logit scale: in log space, clamped to
+  /// [0.01, 100] (loss/infonce.h), without weight decay, checkpointed with the run. The paper keeps
+  /// tau fixed (off). ConVIRT objective only.
+  TORCH_ARG(bool, learn_temperature) = false;
   /// Validation (and checkpoint) period in steps (paper: 5000).
   TORCH_ARG(int64_t, eval_every) = 5000;
   /// Evaluations without improvement before the learning rate is multiplied by lr_decay (paper: 5).
@@ -71,8 +76,11 @@ struct PretrainOptions {
   TORCH_ARG(Precision, precision) = Precision::kAuto;
   /// Consecutive non-finite losses after which the run stops with an error (each one is skipped).
   TORCH_ARG(int64_t, max_bad_steps) = 20;
-  /// Tokens per sentence (paper: 128 is the common choice).
-  TORCH_ARG(int64_t, max_length) = 128;
+  /// Tokens per sentence; <= 0 takes the model config's max_length (paper preset 128).
+  TORCH_ARG(int64_t, max_length) = 0;
+  /// Largest fraction of the training pairs the loader may skip as unreadable (each skip is
+  /// recorded); more stops the run with the list. Negative: no limit.
+  TORCH_ARG(double, max_bad_fraction) = 0.05;
   TORCH_ARG(int64_t, log_every) = 20;
   /// Print the progress line to stderr.
   TORCH_ARG(bool, verbose) = true;
@@ -82,13 +90,17 @@ struct PretrainOptions {
   /// out_dir/run_options.json (see train/run_folder.h); a difference is a ValueError listing each.
   TORCH_ARG(bool, resume) = true;
   /// Let a resume change the budgets (max_steps, max_evals, max_seconds, log_every, verbose,
-  /// workers); every other recorded option must still match.
+  /// workers, max_bad_fraction); every other recorded option must still match.
   TORCH_ARG(bool, allow_option_change) = false;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   /// The job this process belongs to; the default is a single process. Every rank must be given
   /// the same options (out_dir on a file system they all see) and the same datasets.
   TORCH_ARG(dist::DistributedContext, distributed) = dist::DistributedContext();
 };
+
+/// The record a model keeps of the tokenizer it is trained with
+/// (models::ConVIRTModelImpl::set_vocabulary); the Pretrainer records it on its model.
+models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& tokenizer);
 
 /// What a step or an evaluation reports to a callback (and to metrics.jsonl).
 struct StepMetrics {
@@ -99,6 +111,7 @@ struct StepMetrics {
   double image_to_text_accuracy = 0;
   double text_to_image_accuracy = 0;
   double learning_rate = 0;
+  double temperature = 0;  ///< tau of this step (the learned value with learn_temperature)
   double images_per_second = 0;
   double eta_seconds = -1;
   bool is_eval = false;
@@ -110,8 +123,9 @@ struct PretrainResult {
   int64_t evaluations = 0;
   double best_val_loss = 0;
   int64_t best_step = 0;
-  int64_t skipped_steps = 0;    ///< non-finite losses skipped
-  int64_t bad_samples = 0;      ///< samples the loader skipped
+  int64_t skipped_steps = 0;                     ///< non-finite losses skipped
+  int64_t bad_samples = 0;                       ///< samples the loader skipped (all ranks)
+  std::vector<data::BadSample> skipped_samples;  ///< this rank's skipped samples, with reasons
   std::string best_checkpoint;  ///< convirt model checkpoint (io::save_convirt) of the best model
   std::string stop_reason;
 };

@@ -321,12 +321,13 @@ TEST_CASE("bad arguments raise errors naming the argument and the values", "[los
   CHECK_THROWS_AS(convirt::infonce_loss(ok, ok, InfoNCEOptions().temperature(0)), c10::ValueError);
 }
 
-TEST_CASE("InfoNCELoss module registers a learnable temperature and learns it", "[loss][cpu]") {
+TEST_CASE("InfoNCELoss module learns its temperature in log space, clamped", "[loss][cpu]") {
   torch::manual_seed(9);
   auto tau = torch::scalar_tensor(1.0, torch::kFloat);
   convirt::InfoNCELoss criterion(InfoNCEOptions().learnable_temperature(tau));
   auto params = criterion->named_parameters();
-  REQUIRE(params.contains("temperature"));
+  REQUIRE(params.contains("log_temperature"));
+  CHECK(params["log_temperature"].item<double>() == Approx(0.0));
   auto v = torch::randn({8, 4});
   auto u = v + 0.01 * torch::randn({8, 4});  // aligned pairs: a lower temperature lowers the loss
   torch::optim::SGD opt(criterion->parameters(), 0.01);
@@ -336,13 +337,28 @@ TEST_CASE("InfoNCELoss module registers a learnable temperature and learns it", 
     criterion(v, u).backward();
     opt.step();
   }
-  const double learned = criterion->options.learnable_temperature().item<double>();
+  const double learned = criterion->temperature().item<double>();
   CHECK(learned < 1.0);
   CHECK(learned > 0.0);
   CHECK(criterion(v, u).item<double>() < before);
   std::ostringstream os;
   os << *criterion;
   CHECK(os.str().find("learnable") != std::string::npos);
+
+  // No step, however large, makes tau non-positive: plain SGD with a huge rate on a temperature
+  // parameterised directly went negative after one step; in log space it stops at the bound.
+  torch::optim::SGD wild(criterion->parameters(), 1e6);
+  for (int step = 0; step < 3; ++step) {
+    wild.zero_grad();
+    criterion(v, u).backward();
+    wild.step();
+    CHECK(std::isfinite(criterion(v, u).item<double>()));
+  }
+  CHECK(criterion->temperature().item<double>() == Approx(convirt::kMinLearnedTemperature));
+  // Out-of-range starting values are refused by name.
+  CHECK_THROWS_WITH(
+      convirt::InfoNCELoss(InfoNCEOptions().learnable_temperature(torch::scalar_tensor(0.0))),
+      Catch::Contains("must start in [0.01, 100], got 0"));
 }
 
 TEST_CASE("tile math: online merge equals a direct log-sum-exp, fast_exp is accurate",

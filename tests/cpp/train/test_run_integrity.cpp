@@ -218,6 +218,62 @@ TEST_CASE("convirt pretrain records its options and refuses a resume that change
   CHECK_THAT(test::read_file(out / "run_options.json"), Contains("\"max_steps\": 3"));
 }
 
+TEST_CASE("convirt pretrain: a startup summary, skipped.tsv, the vocabulary inside the model",
+          "[train][run_folder][cli]") {
+  test::TempDir tmp("convirt-runsummary");
+  const fs::path out = tmp / "run";
+  auto r = run(pretrain(out), tmp / "run.log");
+  INFO(r.output);
+  REQUIRE(r.status.exit_code == 0);
+  // The generator writes a few unusable reports on purpose; they are counted by reason.
+  CHECK_THAT(r.output, Contains("[pretrain] pairs: "));
+  CHECK_THAT(r.output, Contains(" validation ("));
+  CHECK_THAT(r.output, Contains("built from the reports into " + (out / "vocab.txt").string()));
+  CHECK_THAT(r.output, Contains("trainable"));
+  CHECK_THAT(r.output, Contains("device cpu, precision fp32, batch 4 x 1 rank(s)"));
+  CHECK(test::read_file(out / "skipped.tsv").rfind("split\tstage\tpath\treason\n", 0) == 0);
+  const auto tokens = io::read_convirt_vocabulary((out / "model.pt").string()).tokens;
+  CHECK(tokens.size() > 5);
+  CHECK(test::read_file(out / "vocab.txt").rfind(tokens[0] + "\n" + tokens[1] + "\n", 0) == 0);
+
+  // Retrieval with another run's vocabulary is refused, both fingerprints named; without --vocab
+  // the model's own is used.
+  const fs::path retrieval = dataset().root.parent_path() / "chexpert-8x200";
+  const fs::path other = tmp / "other";
+  r = run(pretrain(other, {"--vocab-size", "150"}), tmp / "other.log");
+  REQUIRE(r.status.exit_code == 0);
+  r = run({"eval", "retrieval", "--model", (out / "model.pt").string(), "--retrieval-dir",
+           retrieval.string(), "--image-root", (dataset().root.parent_path() / "chexpert").string(),
+           "--vocab", (other / "vocab.txt").string()},
+          tmp / "mismatch.log");
+  CHECK(r.status.exit_code == 1);
+  CHECK_THAT(r.output, Contains("is not the vocabulary the model"));
+  r = run(
+      {"eval", "retrieval", "--model", (out / "model.pt").string(), "--retrieval-dir",
+       retrieval.string(), "--image-root", (dataset().root.parent_path() / "chexpert").string()},
+      tmp / "own.log");
+  INFO(r.output);
+  CHECK(r.status.exit_code == 0);
+  CHECK_THAT(r.output, Contains("text"));
+
+  // A budget of bad pairs below what the data has stops the run with the list.
+  const fs::path broken = tmp / "broken";
+  fs::copy(dataset().root, broken, fs::copy_options::recursive);
+  // The generator's first study is a training study (mimic-cxr-2.0.0-split.csv).
+  REQUIRE(fs::remove(broken / "files" / "p10" / "p10000000" / "s50000000.txt"));
+  std::vector<std::string> args = pretrain(tmp / "strict", {"--max-bad-fraction", "0"});
+  args[2] = broken.string();
+  r = run(args, tmp / "strict.log");
+  CHECK(r.status.exit_code == 1);
+  CHECK_THAT(r.output, Contains("too many bad samples"));
+  args = pretrain(tmp / "lenient", {"--max-bad-fraction", "0.5"});
+  args[2] = broken.string();
+  r = run(args, tmp / "lenient.log");
+  INFO(r.output);
+  CHECK(r.status.exit_code == 0);
+  CHECK_THAT(test::read_file(tmp / "lenient" / "skipped.tsv"), Contains("missing report file"));
+}
+
 TEST_CASE("convirt pretrain: a held run folder, a missing --vocab and usage errors fail at once",
           "[train][run_folder][cli]") {
   test::TempDir tmp("convirt-runerr");
@@ -232,7 +288,7 @@ TEST_CASE("convirt pretrain: a held run folder, a missing --vocab and usage erro
   const fs::path missing = tmp / "no-such-vocab.txt";
   auto r = run(pretrain(out, {"--vocab", missing.string()}), tmp / "vocab.log");
   CHECK(r.status.exit_code == 1);
-  CHECK_THAT(r.output, Contains("--vocab: no such file"));
+  CHECK_THAT(r.output, Contains("vocab: no such file"));
   CHECK_FALSE(fs::exists(missing));
 
   r = run({"pretrain", "--data", dataset().root.string(), "--no-such-flag"}, tmp / "flag.log");
