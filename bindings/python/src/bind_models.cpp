@@ -105,6 +105,13 @@ void bind_models(py::module_& root) {
              for (const auto& p : self.named_parameters()) d[py::str(p.key())] = p.value();
              return d;
            })
+      // The buffers themselves (not copies), so the Python nn.Module can alias them.
+      .def("named_buffers",
+           [](const Model& self) {
+             py::dict d;
+             for (const auto& b : self.named_buffers()) d[py::str(b.key())] = b.value();
+             return d;
+           })
       .def("state_dict", [](const Model& self) { return to_dict(io::module_state_dict(self)); })
       .def(
           "load_state_dict",
