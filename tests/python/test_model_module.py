@@ -78,6 +78,18 @@ def test_is_an_nn_module_whose_tensors_are_the_cpp_tensors():
         names["image_head.fc2.bias"].mul_(2.0)
     v2, _ = model(images, ids, mask)
     assert torch.allclose(v2, 2 * v, atol=1e-5)
+    # Assigning a tensor to a name takes it into the C++ tensor (which stays the registered object).
+    fc2 = model.image_head.fc2
+    weight = fc2.weight
+    fc2.weight = nn.Parameter(torch.zeros_like(weight))
+    fc2.bias = torch.zeros_like(fc2.bias)
+    assert fc2.weight is weight and weight is cpp_tensor(model, "image_head.fc2.weight")
+    assert weight.requires_grad and weight.abs().sum() == 0
+    assert torch.equal(model(images, ids, mask)[0], torch.zeros_like(v))
+    with pytest.raises(TypeError, match=r"assign a tensor of shape \[8, "):
+        fc2.weight = torch.zeros(3)
+    with pytest.raises(AttributeError, match="cannot be deleted"):
+        del fc2.bias
     # The tree nodes hold tensors only: calling one says what to call instead.
     with pytest.raises(RuntimeError, match="call the ConVIRTModel"):
         model.image_head(v)
@@ -210,11 +222,11 @@ def test_torch_save_pickle_and_deepcopy_give_an_equal_model(tmp_path):
         v, u = model(images, ids, mask)
     path = tmp_path / "model.pth"
     torch.save(model, path)
-    restored = [torch.load(path), pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    restored = [torch.load(path, weights_only=False), pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
     buf = io.BytesIO()
     torch.save(model, buf)
     buf.seek(0)
-    restored.append(torch.load(buf))
+    restored.append(torch.load(buf, weights_only=False))
     for again in restored:
         assert isinstance(again, cm.ConVIRTModel) and not again.training and not again.cpp.training
         assert again.config_json == model.config_json
@@ -247,6 +259,12 @@ def test_to_float64_moves_the_cpp_tensors():
     assert torch.allclose(u64.float(), u, atol=1e-4)
     model.float()
     assert all(p.dtype == torch.float32 for p in model.cpp.parameters())
+    # .to() on a subtree reaches the C++ tensors too (the buffers it replaces are put back).
+    model.image_encoder.to(torch.float64)
+    assert model.cpp.named_buffers()["image_encoder.bn1.running_var"].dtype == torch.float64
+    assert model.cpp.named_parameters()["image_encoder.conv1.weight"].dtype == torch.float64
+    assert model.cpp.named_parameters()["image_head.fc1.weight"].dtype == torch.float32
+    model.float()
     assert model.encode_images(images).dtype == torch.float32
 
 
@@ -366,7 +384,7 @@ def test_to_cuda_moves_the_cpp_model(tmp_path):
     assert torch.allclose(vc.cpu(), v, atol=1e-4) and torch.allclose(uc.cpu(), u, atol=1e-4)
     assert model.encode_images(images).is_cuda
     torch.save(model, tmp_path / "m.pth")
-    again = torch.load(tmp_path / "m.pth")
+    again = torch.load(tmp_path / "m.pth", weights_only=False)
     assert all(t.is_cuda for t in again.cpp.parameters())
     model.cpu()
     assert not any(t.is_cuda for t in model.cpp.parameters())

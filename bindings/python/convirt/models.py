@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -81,6 +82,47 @@ class CppTensors(torch.nn.Module):
         raise RuntimeError("CppTensors only holds C++ tensors under their names; call the ConVIRTModel "
                            "it belongs to (or its encode_image / encode_text)")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # C++ computes with the tensor objects it was built with, so a tensor assigned to one of their
+        # names is taken by reference into that object (set_data) instead of replacing it; replacing
+        # it would leave C++ on the old weights.
+        for kind in ("_parameters", "_buffers"):
+            table = self.__dict__.get(kind)
+            if table is None or table.get(name) is None:
+                continue
+            target = table[name]
+            if not isinstance(value, torch.Tensor) or value.shape != target.shape:
+                got = (f"shape {list(value.shape)}" if isinstance(value, torch.Tensor)
+                       else type(value).__name__)
+                raise TypeError(f"'{name}' holds a C++ tensor: assign a tensor of shape "
+                                f"{list(target.shape)}, got {got}")
+            with torch.no_grad():
+                target.data = value.detach()
+            if kind == "_parameters":
+                target.requires_grad_(value.requires_grad)
+            return
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters or name in self._buffers:
+            raise AttributeError(f"'{name}' holds a C++ tensor the model needs; it cannot be deleted")
+        super().__delattr__(name)
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "CppTensors":
+        # model.text_encoder.to(...) replaces buffers below this node only; the model puts them back
+        # into the C++ tensors (when the model runs _apply itself, it does so once, at its end).
+        super()._apply(fn, *args, **kwargs)
+        owner = self.__dict__.get("_owner")
+        model = owner() if owner is not None else None
+        if model is not None and not model._applying:
+            model._sync_cpp()
+        return self
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_owner", None)  # a weak reference; a node pickled alone belongs to no model
+        return state
+
 
 def _as_parameter(t: torch.Tensor) -> torch.Tensor:
     # The object C++ holds becomes an nn.Parameter in place (a class change, not a copy): an
@@ -114,10 +156,11 @@ class ConVIRTModel(torch.nn.Module):
             impl = _make_cpp(preset_or_config)
         self._impl = impl
         self._source_path: Optional[str] = None
+        self._applying = False
         self._mirror()
         self.train(impl.training)
-        if hasattr(self, "register_load_state_dict_post_hook"):
-            self.register_load_state_dict_post_hook(_resync_after_load)
+        # Also when a parent module loads: a load with assign=True (torch 2.x) replaces tensors.
+        self.register_load_state_dict_post_hook(_resync_after_load)
 
     # -- the tensor tree ---------------------------------------------------------------------------
 
@@ -142,6 +185,7 @@ class ConVIRTModel(torch.nn.Module):
                     raise KeyError(name)
                 # Straight into _modules: a C++ name that is also an nn.Module attribute must still fit.
                 child = node._modules[part] = CppTensors()
+                object.__setattr__(child, "_owner", weakref.ref(self))
             node = child
         return node, parts[-1]
 
@@ -172,16 +216,13 @@ class ConVIRTModel(torch.nn.Module):
                 table[leaf] = cpp
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "ConVIRTModel":
-        super()._apply(fn, *args, **kwargs)
+        self._applying = True
+        try:
+            super()._apply(fn, *args, **kwargs)
+        finally:
+            self._applying = False
         self._sync_cpp()
         return self
-
-    def load_state_dict(self, state_dict: Any, strict: bool = True, *args: Any, **kwargs: Any) -> Any:
-        """``torch.nn.Module.load_state_dict`` (values copied into the C++ tensors), returning its
-        ``missing_keys`` / ``unexpected_keys`` named tuple."""
-        out = super().load_state_dict(state_dict, strict, *args, **kwargs)
-        self._sync_cpp()  # torch without load-state-dict post-hooks
-        return out
 
     def train(self, mode: bool = True) -> "ConVIRTModel":
         """Training (``True``) or evaluation mode, in Python and in the C++ modules (BatchNorm, dropout)."""

@@ -1,6 +1,6 @@
 # Type stubs for convirt.models (ConVIRTModel is a torch.nn.Module around convirt._C.models.ConVIRTModel).
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 
@@ -33,8 +33,6 @@ class ConVIRTModel(torch.nn.Module):
                      vocab: Optional[_Path] = ...) -> torch.Tensor:
         """Embeddings [N, d] of texts, tokenised with the model's vocabulary."""
     def train(self: _M, mode: bool = ...) -> _M: ...
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = ...,
-                        *args: Any, **kwargs: Any) -> Any: ...
     @property
     def config_json(self) -> str: ...
     @property
