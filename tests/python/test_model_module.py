@@ -388,3 +388,14 @@ def test_to_cuda_moves_the_cpp_model(tmp_path):
     assert all(t.is_cuda for t in again.cpp.parameters())
     model.cpu()
     assert not any(t.is_cuda for t in model.cpp.parameters())
+
+
+def test_broadcast_parameters_takes_the_model():
+    """convirt.dist.broadcast_parameters walks parameters() and buffers(), which the C++ class alone
+    did not have; on one process it leaves the weights as they are."""
+    dist = pytest.importorskip("convirt.dist")
+    model, _ = model_and_batch()
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    dist.broadcast_parameters(model, dist.DistributedContext())
+    after = model.cpp.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before)
