@@ -1,7 +1,7 @@
 // convirt._C.models: the run-time ConVIRT model (make / load / save / export) and the weight
 // formats (safetensors, torch.save state dicts, torchvision and Hugging Face layouts). Tensors
-// cross as torch.Tensor and share storage and autograd with the C++ parameters, so a Python
-// optimiser can train model.parameters() directly. The pure-Python layer (convirt/models.py) adds
+// cross as torch.Tensor objects that are the C++ tensors themselves (storage and autograd); the
+// pure-Python layer (convirt/models.py) registers them in a torch.nn.Module (ConVIRTModel) and adds
 // torchvision and HF conveniences.
 #include "bind.h"
 
