@@ -161,10 +161,13 @@ def test_mixes_with_user_modules_in_one_training_loop():
     again.load_state_dict(sd)
     with torch.no_grad():
         assert torch.equal(again(images, ids, mask), probe(images, ids, mask))
-    # nn.Sequential-style containers hold it too.
-    seq = nn.ModuleList([model, nn.Linear(8, 8)])
-    assert sum(p.numel() for p in seq.parameters()) == \
-        sum(p.numel() for p in model.parameters()) + 8 * 8 + 8
+    # A container's .double() reaches the C++ tensors through the model's _apply.
+    container = nn.ModuleDict({"convirt": model, "extra": nn.Linear(8, 8)})
+    container.double()
+    assert model.cpp.named_buffers()["image_encoder.bn1.running_var"].dtype == torch.float64
+    assert container["extra"].weight.dtype == torch.float64
+    with torch.no_grad():
+        assert container["convirt"](images.double(), ids, mask)[0].dtype == torch.float64
 
 
 def test_train_and_eval_reach_batchnorm_and_dropout():
