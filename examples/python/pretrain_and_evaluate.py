@@ -7,6 +7,8 @@ Every stage is the C++ pipeline driven by a config dict (the same keys as the `c
   2. convirt.data readers             - a look at the data as torch Datasets
   3. convirt.train.pretrain           - ConVIRT pretraining from the MIMIC-CXR-JPG root
   4. convirt.eval.evaluate            - linear protocol (Table 1) and zero-shot retrieval (Table 2)
+  5. convirt.models.load              - the pretrained model as a torch.nn.Module: encode_images /
+                                        encode_texts on raw files and sentences
 
 Run (about a minute with the defaults on 2 cores):
     PYTHONPATH=build/python /usr/bin/python3 examples/python/pretrain_and_evaluate.py --out /tmp/convirt_e2e
@@ -15,10 +17,12 @@ import argparse
 import os
 
 import torch
+import torch.nn.functional as F
 
 import convirt
 import convirt.data as D
 import convirt.eval as ev
+import convirt.models
 import convirt.train
 
 
@@ -65,6 +69,17 @@ def main() -> None:
                              "retrieval_dir": data["retrieval_dir"], "image_root": data["chexpert_root"],
                              "vocab": result["vocab"], "ks": [5, 10]})
     print(retrieval["table"])
+
+    # 5. The pretrained model is a torch.nn.Module; encode_images reads files with its evaluation
+    #    preprocessing and encode_texts uses its tokenizer (the vocab.txt beside model.pt).
+    model = convirt.models.load(result["model"])
+    val = D.MimicCxrDataset(data["mimic_root"], split="validate")
+    samples = [val[i] for i in range(min(8, len(val)))]
+    v = model.encode_images([s["path"] for s in samples])
+    u = model.encode_texts([s["text"] for s in samples])
+    hits = ((F.normalize(v, dim=1) @ F.normalize(u, dim=1).t()).argmax(1) == torch.arange(len(samples)))
+    print(f"image->sentence matches among {len(samples)} validation pairs: {hits.float().mean():.0%} "
+          f"(chance {1 / len(samples):.0%})")
 
 
 if __name__ == "__main__":

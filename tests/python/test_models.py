@@ -41,7 +41,7 @@ def test_forward_backward_and_python_optimiser_train_the_cpp_parameters():
     images, ids, mask = batch()
     v, u = model(images, ids, mask)
     assert v.shape == (4, 8) and u.shape == (4, 8)
-    params = model.named_parameters()
+    params = dict(model.named_parameters())
     frozen = [k for k, p in params.items() if not p.requires_grad]
     assert any(k.startswith("text_encoder.embeddings.") for k in frozen)
     assert any(k.startswith("text_encoder.encoder.layer.0.") for k in frozen)
@@ -153,10 +153,15 @@ def test_bad_input_raises_typed_errors_naming_the_problem(tmp_path):
         model.encode_text(torch.ones(2, 13, dtype=torch.long), torch.ones(2, 13, dtype=torch.long))
     sd = model.state_dict()
     sd["image_head.fc1.weight"] = torch.zeros(3, 3)
-    with pytest.raises(ValueError, match="image_head.fc1.weight: expected"):
+    # The model is a torch.nn.Module: its load_state_dict reports as PyTorch's does; the C++
+    # model's own (model.cpp) gives convirt's ValueError and report dict.
+    with pytest.raises(RuntimeError, match="size mismatch for image_head.fc1.weight"):
         model.load_state_dict(sd)
+    with pytest.raises(ValueError, match="image_head.fc1.weight: expected"):
+        model.cpp.load_state_dict(sd)
     del sd["image_head.fc1.weight"]
-    report = model.load_state_dict(sd, strict=False)
+    assert model.load_state_dict(sd, strict=False).missing_keys == ["image_head.fc1.weight"]
+    report = model.cpp.load_state_dict(sd, strict=False)
     assert report["missing_keys"] == ["image_head.fc1.weight"]
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")

@@ -154,6 +154,7 @@ def test_examples_run(tmp_path):
                str(tmp_path / "e2e"), "--studies", "24", "--steps", "2", "--seeds", "1",
                "--image-size", "32"], env=env, capture_output=True)
     assert "pretrained: 2 steps" in out.stdout and "| convirt |" in out.stdout, out.stdout
+    assert "image->sentence matches among" in out.stdout, out.stdout
 
 
 # torch.compile: the loss module compiles where the installed torch has it (a feature test).

@@ -1,7 +1,7 @@
 // convirt._C.models: the run-time ConVIRT model (make / load / save / export) and the weight
 // formats (safetensors, torch.save state dicts, torchvision and Hugging Face layouts). Tensors
-// cross as torch.Tensor and share storage and autograd with the C++ parameters, so a Python
-// optimiser can train model.parameters() directly. The pure-Python layer (convirt/models.py) adds
+// cross as torch.Tensor objects that are the C++ tensors themselves (storage and autograd); the
+// pure-Python layer (convirt/models.py) registers them in a torch.nn.Module (ConVIRTModel) and adds
 // torchvision and HF conveniences.
 #include "bind.h"
 
@@ -103,6 +103,13 @@ void bind_models(py::module_& root) {
            [](const Model& self) {
              py::dict d;
              for (const auto& p : self.named_parameters()) d[py::str(p.key())] = p.value();
+             return d;
+           })
+      // The buffers themselves (not copies), so the Python nn.Module can alias them.
+      .def("named_buffers",
+           [](const Model& self) {
+             py::dict d;
+             for (const auto& b : self.named_buffers()) d[py::str(b.key())] = b.value();
              return d;
            })
       .def("state_dict", [](const Model& self) { return to_dict(io::module_state_dict(self)); })
