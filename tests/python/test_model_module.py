@@ -322,7 +322,7 @@ def test_encode_texts_uses_the_vocab_beside_the_checkpoint(tmp_path):
     model, _ = model_and_batch()
     vocab = ct.build_wordpiece_vocab(SENTENCES, vocab_size=64, min_frequency=1)
     ct.save_vocab(vocab, str(tmp_path / "vocab.txt"))
-    with pytest.raises(ValueError, match="pass vocab="):
+    with pytest.raises(ValueError, match="carries no vocabulary"):
         model.encode_texts(SENTENCES)
     u = model.encode_texts(SENTENCES, vocab=tmp_path / "vocab.txt")
     assert u.shape == (5, 8)
@@ -349,12 +349,34 @@ def test_encode_texts_uses_the_vocab_beside_the_checkpoint(tmp_path):
     model.save(lone / "sub.pt")
     (lone / "deeper").mkdir()
     model.save(lone / "deeper" / "m.pt")
-    with pytest.raises(ValueError, match="none beside the checkpoint"):
+    with pytest.raises(ValueError, match="carries no vocabulary and there is no vocab.txt beside it"):
         cm.load(lone / "deeper" / "m.pt").encode_texts(SENTENCES)
-    with pytest.raises(ValueError, match="vocab must name the model's vocab.txt, got"):
+    with pytest.raises(ValueError, match="vocab: no such file"):
         model.encode_texts(SENTENCES, vocab=tmp_path / "missing.txt")
     with pytest.raises(TypeError, match="wrap a single text in a list"):
         model.encode_texts("No effusion.", vocab=tmp_path / "vocab.txt")
+
+
+def test_a_model_carrying_its_vocabulary_needs_no_file_and_refuses_another(tmp_path):
+    """A trained model carries its vocabulary (the trainer records it); it travels through save/load
+    and pickling, and a different vocab.txt is refused with both fingerprints."""
+    model, _ = model_and_batch()
+    vocab = ct.build_wordpiece_vocab(SENTENCES, vocab_size=64, min_frequency=1)
+    ct.save_vocab(vocab, str(tmp_path / "vocab.txt"))
+    u = model.encode_texts(SENTENCES, vocab=tmp_path / "vocab.txt")
+    model.cpp.vocabulary = list(vocab)
+    assert torch.equal(model.encode_texts(SENTENCES), u)
+    (tmp_path / "elsewhere").mkdir()
+    model.save(tmp_path / "elsewhere" / "m.pt")
+    assert cm.read_vocabulary(tmp_path / "elsewhere" / "m.pt") == list(vocab)
+    loaded = cm.load(tmp_path / "elsewhere" / "m.pt")
+    assert torch.allclose(loaded.encode_texts(SENTENCES), u, atol=1e-6)
+    assert torch.allclose(pickle.loads(pickle.dumps(loaded)).encode_texts(SENTENCES), u, atol=1e-6)
+    other = list(reversed(vocab))
+    (tmp_path / "other.txt").write_text("".join(t + "\n" for t in other))
+    with pytest.raises(ValueError, match="is not the vocabulary the model"):
+        loaded.encode_texts(SENTENCES, vocab=tmp_path / "other.txt")
+    assert torch.allclose(loaded.encode_texts(SENTENCES, vocab=tmp_path / "vocab.txt"), u, atol=1e-6)
 
 
 def test_functions_that_take_a_model_accept_the_module_and_the_cpp_object(tmp_path):

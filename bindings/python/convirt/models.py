@@ -246,7 +246,9 @@ class ConVIRTModel(torch.nn.Module):
             node, leaf = self._node(name)
             t = node._parameters.get(leaf, node._buffers.get(leaf))
             tensors[name] = (t.detach(), t.requires_grad)
-        state["_convirt_cpp"] = {"config_json": self._impl.config_json, "tensors": tensors}
+        state["_convirt_cpp"] = {"config_json": self._impl.config_json, "tensors": tensors,
+                                 "vocabulary": list(self._impl.vocabulary),
+                                 "vocabulary_lowercase": self._impl.vocabulary_lowercase}
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -256,6 +258,8 @@ class ConVIRTModel(torch.nn.Module):
         state["_modules"] = type(user_modules)()
         self.__dict__.update(state)
         self._impl = _models.make_convirt(saved["config_json"])
+        self._impl.vocabulary = saved.get("vocabulary", [])
+        self._impl.vocabulary_lowercase = saved.get("vocabulary_lowercase", True)
         self._mirror()
         self._modules.update(user_modules)
         for name, (t, requires_grad) in saved["tensors"].items():
@@ -376,14 +380,13 @@ class ConVIRTModel(torch.nn.Module):
         """Embeddings ``[N, d]`` of texts, tokenised by the model's WordPiece tokenizer (the config's
         ``max_length``, padded to it as in training).
 
-        The vocabulary is ``vocab`` if given, else the one found when the model was loaded from a file
-        (``vocab.txt`` beside it or in the folder above, as ``convirt eval zeroshot`` looks); without
-        either it is a ValueError. Runs in eval mode under ``torch.no_grad`` in batches of
+        The vocabulary is the one the model carries (every trained model does; ``vocab``, if given,
+        must hold the same tokens, else a ValueError naming both fingerprints). For a model without
+        one: ``vocab``, else the ``vocab.txt`` beside the file it was loaded from or in the folder
+        above; without either it is a ValueError. Runs in eval mode under ``torch.no_grad`` in batches of
         ``batch_size``, then restores the previous mode. ``projected=False`` gives the text encoder's
         features.
         """
-        from .text import WordPieceTokenizer
-
         _check_batch_size(batch_size)
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise TypeError("encode_texts: texts must be a list of str (wrap a single text in a list), "
@@ -392,17 +395,12 @@ class ConVIRTModel(torch.nn.Module):
         if not texts:
             raise ValueError("encode_texts: texts must hold at least one text, got none")
         cfg = self.config
-        tokenizer = WordPieceTokenizer.from_vocab_file(_model_vocab(self, vocab),
-                                                       max_length=cfg["max_length"])
-        known = cfg["bert"]["config"]["vocab_size"]
-        if tokenizer.vocab_size > known:
-            raise ValueError(f"encode_texts: the vocabulary has {tokenizer.vocab_size} tokens, more than "
-                             f"the model's text encoder knows ({known}): is it the model's own?")
+        tokenizer = _model_tokenizer(self, vocab)
         device, _ = self._device_dtype()
         encode = self._impl.encode_text if projected else self._impl.text_features
 
         def run(chunk: List[str]) -> torch.Tensor:
-            b = tokenizer.encode_batch(chunk)
+            b = tokenizer.encode_batch(chunk, max_length=cfg["max_length"])
             return encode(b["input_ids"].to(device), b["attention_mask"].to(device))
 
         return self._embed((texts[i:i + batch_size] for i in range(0, len(texts), batch_size)), run)
@@ -437,25 +435,13 @@ def _read_images(paths: List[str], cfg: Dict[str, Any]) -> torch.Tensor:
                         for p in paths])
 
 
-def _model_vocab(model: ConVIRTModel, vocab: Optional[_PathLike] = None) -> str:
-    """The vocab.txt of ``model``: ``vocab`` if given, else the one beside the file the model was loaded
-    from or in the folder above (as ``pipeline::zero_shot``'s ``find_vocab``)."""
-    if vocab:
-        path = os.fspath(vocab)
-        if not os.path.isfile(path):
-            raise ValueError(f"vocab must name the model's vocab.txt, got '{path}'")
-        return path
-    source = model._source_path
-    if source:
-        folder = os.path.dirname(os.path.abspath(source))
-        for candidate in (os.path.join(folder, "vocab.txt"),
-                          os.path.join(os.path.dirname(folder), "vocab.txt")):
-            if os.path.isfile(candidate):
-                return candidate
-        raise ValueError("vocab must name the model's vocab.txt: none was given and there is none beside "
-                         f"the checkpoint '{source}' or in the folder above it; pass vocab=")
-    raise ValueError("vocab must name the model's vocab.txt: none was given and the model was not loaded "
-                     "from a file; pass vocab=")
+def _model_tokenizer(model: ConVIRTModel, vocab: Optional[_PathLike] = None) -> Any:
+    """The model's tokenizer, from the one C++ rule (``pipeline::model_tokenizer``): the vocabulary the
+    model carries (``vocab``, if given, must hold the same tokens, else a ValueError naming both
+    fingerprints); for a model without one, ``vocab`` or the vocab.txt beside the file it was loaded
+    from or in the folder above."""
+    return _models.model_tokenizer(model._impl, os.fspath(vocab) if vocab else "",
+                                   model._source_path or "")
 
 
 def _make_cpp(preset_or_config: Any) -> Any:

@@ -13,6 +13,7 @@
 #include <convirt/models/convirt.h>
 #include <convirt/models/presets.h>
 #include <convirt/models/registry.h>
+#include <convirt/pipeline/model_text.h>
 
 #include <pybind11/stl.h>
 
@@ -124,6 +125,22 @@ void bind_models(py::module_& root) {
           py::arg("device"))
       .def_property_readonly("config_json",
                              [](const Model& self) { return self.config().to_json(); })
+      .def_property(
+          "vocabulary", [](const Model& self) { return self.vocabulary().tokens; },
+          [](Model& self, std::vector<std::string> tokens) {
+            models::VocabularyRecord r = self.vocabulary();
+            r.tokens = std::move(tokens);
+            self.set_vocabulary(std::move(r));
+          },
+          "The tokens the text encoder was trained with, one per id ([] when not recorded); "
+          "saved with the model.")
+      .def_property(
+          "vocabulary_lowercase", [](const Model& self) { return self.vocabulary().lowercase; },
+          [](Model& self, bool lowercase) {
+            models::VocabularyRecord r = self.vocabulary();
+            r.lowercase = lowercase;
+            self.set_vocabulary(std::move(r));
+          })
       .def_property_readonly("output_dim", &Model::output_dim)
       .def(
           "save", [](const Model& self, const std::string& path) { io::save_convirt(self, path); },
@@ -151,6 +168,15 @@ void bind_models(py::module_& root) {
       "read_convirt_config",
       [](const std::string& path) { return io::read_convirt_config(path).to_json(); },
       py::arg("path"));
+  m.def(
+      "model_tokenizer",
+      [](const Model& model, const std::string& vocab, const std::string& model_path) {
+        return text::WordPieceTokenizer(*pipeline::model_tokenizer(model, vocab, model_path));
+      },
+      py::arg("model"), py::arg("vocab") = "", py::arg("model_path") = "",
+      "The model's tokenizer (pipeline::model_tokenizer): its embedded vocabulary, a vocab file "
+      "that must hold the same tokens, or for a model without one the file given or beside "
+      "model_path.");
   m.def(
       "read_convirt_vocabulary",
       [](const std::string& path) { return io::read_convirt_vocabulary(path).tokens; },
