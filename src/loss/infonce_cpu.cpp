@@ -1,30 +1,41 @@
 // Fused CPU path of the bidirectional InfoNCE loss.
 //
 // The N x N logit matrix is never held: rows are processed in panels of P rows (P x N logits, a
-// bounded buffer). For each panel one GEMM (OpenBLAS, multithreaded) gives the raw dot products;
-// then
-//   - each row's log-sum-exp is complete within the panel (two passes over the row: max, sum of
-//   exp),
-//   - each column's log-sum-exp is merged online into a running (max, sum) state
-//   (tile_math::lse_merge).
-// The backward recomputes each panel from the stored row/column log-sum-exps (FlashAttention
-// style), turns it into dL/dS in place and accumulates grad_image = dS B / tau (panel rows) and
-// grad_text += dS^T A / tau with two more GEMMs. Extra memory: O(N D + P N).
+// bounded buffer whose size follows the last-level cache). Each panel is cut into blocks of R rows
+// (R from the L2 cache: the block's rows of A stay resident while B streams past). One thread takes
+// a block at a time, computes its logits with a single-threaded GEMM and, while they are still in
+// its caches, finishes each row's log-sum-exp (two passes: max, sum of exp). Then the panel's
+// columns are shared out in chunks and each column's log-sum-exp is merged online into a running
+// (max, sum) state (tile_math::lse_merge). The backward recomputes each block from the stored
+// row/column log-sum-exps (FlashAttention style, one GEMM per block as in the forward), turns it
+// into dL/dS in place and, still in the same thread, computes grad_image = dS B / tau for the
+// block's rows; grad_text += dS^T A / tau is then shared out by chunks of its rows. Extra memory:
+// O(N D + P N).
 //
-// Every reduction runs in a fixed order that does not depend on the thread count (each row or
-// column is owned by one thread; partial sums are combined sequentially), so results are run-to-run
-// identical.
+// All of it runs on the loss's own threads (infonce_cpu_threads.h explains why not OpenMP's plus
+// the BLAS's). Every reduction runs in a fixed order that depends neither on the thread count nor
+// on which thread takes which block (each row or column is owned by one task; partial sums are
+// combined sequentially), so results are run-to-run identical.
 
 #include "infonce_cpu_kernels.h"
 #include "infonce_cpu_loops.h"
+#include "infonce_cpu_threads.h"
 
 #include <convirt/core/check.h>
+#include <convirt/loss/infonce_cpu.h>
 #include <convirt/loss/tile_math.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
 
 namespace convirt::detail {
@@ -32,8 +43,22 @@ namespace tm = convirt::tile_math;
 
 namespace {
 
-constexpr int64_t kDefaultPanelBytes = int64_t{64} << 20;  // 64 MiB of logits per panel
-constexpr int64_t kColumnChunk = 512;                      // columns per task in the column pass
+constexpr int64_t kColumnChunk = 512;  // columns per task in the column pass
+
+// Rows of A kept in L2 while the GEMM streams B: at least this many, so that packing B (N x D per
+// call) stays a small fraction of the block's 2 R N D flops.
+constexpr int64_t kMinBlockRows = 64;
+constexpr int64_t kMaxBlockRows = 512;
+constexpr int64_t kPanelBlocks = 4;
+// The panel budget: half the last-level cache, within these bounds (the upper one was the old fixed
+// budget, so peak memory does not grow).
+constexpr int64_t kMinPanelBytes = int64_t{8} << 20;
+constexpr int64_t kMaxPanelBytes = int64_t{64} << 20;
+
+int64_t cache_bytes(int name, int64_t fallback) {
+  const long v = ::sysconf(name);
+  return v > 0 ? static_cast<int64_t>(v) : fallback;
+}
 
 int64_t panel_budget_bytes() {
   // Tests set this small to exercise many panels on small inputs.
@@ -41,7 +66,71 @@ int64_t panel_budget_bytes() {
     long long b = std::atoll(v);
     if (b > 0) return b;
   }
-  return kDefaultPanelBytes;
+  // Half the last-level cache: the column pass and the gradient GEMMs read a panel right after the
+  // block GEMMs wrote it, and should find it there.
+  const int64_t l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, int64_t{32} << 20);
+  return std::clamp(l3 / 2, kMinPanelBytes, kMaxPanelBytes);
+}
+
+int64_t block_rows_for(int64_t d, int64_t element_size) {
+  const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, int64_t{1} << 20);
+  const int64_t rows = l2 / (2 * std::max<int64_t>(1, d) * element_size);
+  return std::clamp(rows, kMinBlockRows, kMaxBlockRows);
+}
+
+// ---- phase accounting (see convirt/loss/infonce_cpu.h) ----
+enum Phase {
+  kForwardGemm,
+  kRowPass,
+  kColumnPass,
+  kBackwardGemm,
+  kGradientPass,
+  kGradGemm,
+  kWait,
+  kKernel,
+  kPhaseCount
+};
+std::array<std::atomic<int64_t>, kPhaseCount> g_phase_ns{};
+std::atomic<int64_t> g_calls{0};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Thread time spent in a phase, counted as its share of the wall time (divided by the thread
+// count).
+struct PhaseTimer {
+  int threads;
+  int64_t t0 = now_ns();
+  explicit PhaseTimer(int threads_) : threads(threads_) {}
+  void lap(Phase p) {
+    const int64_t t = now_ns();
+    g_phase_ns[p].fetch_add((t - t0) / threads, std::memory_order_relaxed);
+    t0 = t;
+  }
+};
+
+// Runs body(item) for item in [0, items) on `threads` threads; items are handed out in order from a
+// shared counter, so a thread slowed down by other work on the machine takes fewer of them. Which
+// thread runs an item never changes a result.
+template <typename F>
+void parallel_items(int threads, int64_t items, const F& body) {
+  const int used = static_cast<int>(std::min<int64_t>(threads, items));
+  if (used <= 0) return;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> busy{0};
+  const int64_t t0 = now_ns();
+  run_on_loss_threads(used, [&](int) {
+    // The pool's threads start with autograd enabled; the kernels run below it, as the caller does.
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const int64_t b0 = now_ns();
+    for (int64_t i; (i = next.fetch_add(1)) < items;) body(i);
+    busy.fetch_add(now_ns() - b0);
+  });
+  const int64_t idle = static_cast<int64_t>(threads) * (now_ns() - t0) - busy.load();
+  g_phase_ns[kWait].fetch_add(std::max<int64_t>(0, idle) / threads, std::memory_order_relaxed);
 }
 
 template <typename T>
@@ -55,13 +144,30 @@ const InfoNCELoops<double>& loops<double>() {
   return infonce_loops_double();
 }
 
+struct Plan {
+  int threads;
+  int64_t panel_rows;
+  int64_t block_rows;
+};
+
+Plan plan_for(int64_t n, int64_t d, int64_t element_size) {
+  const InfoNCECpuTiling t = infonce_cpu_tiling(n, d, element_size);
+  return {infonce_cpu_threads(), t.panel_rows, t.block_rows};
+}
+
 template <typename T>
 void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda, at::Tensor& loss,
                   at::Tensor& row_lse, at::Tensor& col_lse, at::Tensor& diag, at::Tensor& row_max,
                   at::Tensor& col_max) {
+  const int64_t kernel_t0 = now_ns();
   const int64_t n = a.size(0);
-  const int64_t panel_rows = infonce_panel_rows(n, sizeof(T), panel_budget_bytes());
-  at::Tensor panel = at::empty({panel_rows, n}, a.options());
+  const Plan plan = plan_for(n, a.size(1), sizeof(T));
+  const int threads = plan.threads;
+  // Where the BLAS cannot be told to stay on the calling thread, the panel's GEMM runs from this
+  // thread on the BLAS's own threads and only the elementwise passes are shared out.
+  SingleThreadedBlas single_blas;
+  const bool block_gemm = single_blas.active() || threads == 1;
+  at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
   at::Tensor col_sum_t = at::zeros({n}, a.options());
   col_max.fill_(-std::numeric_limits<T>::infinity());
 
@@ -73,13 +179,26 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   const at::Tensor bt = b.t();
   const InfoNCELoops<T>& L = loops<T>();
 
-  for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
-    const int64_t rows = std::min(panel_rows, n - r0);
+  for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
+    const int64_t rows = std::min(plan.panel_rows, n - r0);
     at::Tensor p = panel.narrow(0, 0, rows);
-    at::mm_out(p, a.narrow(0, r0, rows), bt);
+    if (!block_gemm) {
+      PhaseTimer timer(1);
+      at::mm_out(p, a.narrow(0, r0, rows), bt);
+      timer.lap(kForwardGemm);
+    }
     T* pp = p.data_ptr<T>();
 
-    at::parallel_for(0, rows, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t blocks = (rows + plan.block_rows - 1) / plan.block_rows;
+    parallel_items(threads, blocks, [&](int64_t k) {
+      const int64_t i0 = k * plan.block_rows;
+      const int64_t i1 = std::min(rows, i0 + plan.block_rows);
+      PhaseTimer timer(threads);
+      if (block_gemm) {
+        at::Tensor out = p.narrow(0, i0, i1 - i0);
+        at::mm_out(out, a.narrow(0, r0 + i0, i1 - i0), bt);
+        timer.lap(kForwardGemm);
+      }
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
         tm::LseState<T> st = L.scale_row_and_reduce(row, n, inv_tau);
@@ -87,16 +206,17 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
         rm[r0 + i] = st.max;
         dg[r0 + i] = row[r0 + i];
       }
+      timer.lap(kRowPass);
     });
 
     const int64_t chunks = (n + kColumnChunk - 1) / kColumnChunk;
-    at::parallel_for(0, chunks, 1, [&](int64_t k0, int64_t k1) {
-      std::vector<T> scratch(kColumnChunk);
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t c0 = k * kColumnChunk;
-        const int64_t c1 = std::min(n, c0 + kColumnChunk);
-        L.merge_columns(pp, rows, n, c0, c1, cm, cs, scratch.data());
-      }
+    parallel_items(threads, chunks, [&](int64_t k) {
+      PhaseTimer timer(threads);
+      T scratch[kColumnChunk];
+      const int64_t c0 = k * kColumnChunk;
+      const int64_t c1 = std::min(n, c0 + kColumnChunk);
+      L.merge_columns(pp, rows, n, c0, c1, cm, cs, scratch);
+      timer.lap(kColumnPass);
     });
   }
 
@@ -107,31 +227,53 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
     total += static_cast<double>(tm::example_loss(rl[i], cl[i], dg[i], lambda));
   }
   loss.fill_(total / static_cast<double>(n));
+  g_phase_ns[kKernel].fetch_add(now_ns() - kernel_t0, std::memory_order_relaxed);
+  g_calls.fetch_add(1, std::memory_order_relaxed);
 }
 
 template <typename T>
 void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda, T grad_loss,
                    const at::Tensor& row_lse, const at::Tensor& col_lse, at::Tensor& grad_a,
                    at::Tensor& grad_b, double& grad_tau) {
+  const int64_t kernel_t0 = now_ns();
   const int64_t n = a.size(0);
-  const int64_t panel_rows = infonce_panel_rows(n, sizeof(T), panel_budget_bytes());
-  at::Tensor panel = at::empty({panel_rows, n}, a.options());
-  std::vector<double> row_dot(panel_rows);  // per-row sum of dS_ij * S_ij, for the temperature
+  const int64_t d = a.size(1);
+  const Plan plan = plan_for(n, d, sizeof(T));
+  const int threads = plan.threads;
+  SingleThreadedBlas single_blas;
+  const bool block_gemm = single_blas.active() || threads == 1;
+  at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
+  std::vector<double> row_dot(plan.panel_rows);  // per-row sum of dS_ij * S_ij, for the temperature
   const tm::GradWeights<T> w = tm::grad_weights(grad_loss, lambda, n);
   const T* rl = row_lse.data_ptr<T>();
   const T* cl = col_lse.data_ptr<T>();
   const at::Tensor bt = b.t();
   const InfoNCELoops<T>& L = loops<T>();
   double dot_total = 0;
+  // grad_text rows per task: wide enough that packing the panel's A (P x D) per task is cheap.
+  const int64_t text_chunk = std::max<int64_t>(256, (n + 2 * threads - 1) / (2 * threads));
 
-  for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
-    const int64_t rows = std::min(panel_rows, n - r0);
+  for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
+    const int64_t rows = std::min(plan.panel_rows, n - r0);
     at::Tensor p = panel.narrow(0, 0, rows);
     at::Tensor a_rows = a.narrow(0, r0, rows);
-    at::mm_out(p, a_rows, bt);
+    if (!block_gemm) {
+      PhaseTimer timer(1);
+      at::mm_out(p, a_rows, bt);
+      timer.lap(kBackwardGemm);
+    }
     T* pp = p.data_ptr<T>();
 
-    at::parallel_for(0, rows, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t blocks = (rows + plan.block_rows - 1) / plan.block_rows;
+    parallel_items(threads, blocks, [&](int64_t k) {
+      const int64_t i0 = k * plan.block_rows;
+      const int64_t i1 = std::min(rows, i0 + plan.block_rows);
+      PhaseTimer timer(threads);
+      at::Tensor block = p.narrow(0, i0, i1 - i0);
+      if (block_gemm) {
+        at::mm_out(block, a.narrow(0, r0 + i0, i1 - i0), bt);
+        timer.lap(kBackwardGemm);
+      }
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
         const T r = rl[r0 + i];
@@ -143,16 +285,45 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
         acc -= delta * s_diag;
         row_dot[i] = static_cast<double>(acc);
       }
+      timer.lap(kGradientPass);
+      if (block_gemm) {
+        at::Tensor grad_rows = grad_a.narrow(0, r0 + i0, i1 - i0);
+        at::mm_out(grad_rows, block, b);
+        // A plain loop, not mul_: ATen's elementwise ops would open an OpenMP team on this thread.
+        // x * inv_tau rounds exactly as mul_ does.
+        T* g = grad_rows.data_ptr<T>();
+        for (int64_t j = 0, m = (i1 - i0) * d; j < m; ++j) g[j] *= inv_tau;
+        timer.lap(kGradGemm);
+      }
     });
     for (int64_t i = 0; i < rows; ++i) dot_total += row_dot[i];
 
-    at::Tensor grad_rows = grad_a.narrow(0, r0, rows);
-    at::mm_out(grad_rows, p, b);
-    grad_b.addmm_(p.t(), a_rows);
+    if (block_gemm) {
+      const int64_t chunks = (n + text_chunk - 1) / text_chunk;
+      parallel_items(threads, chunks, [&](int64_t k) {
+        PhaseTimer timer(threads);
+        const int64_t c0 = k * text_chunk;
+        const int64_t c1 = std::min(n, c0 + text_chunk);
+        grad_b.narrow(0, c0, c1 - c0).addmm_(p.narrow(1, c0, c1 - c0).t(), a_rows);
+        timer.lap(kGradGemm);
+      });
+    } else {
+      PhaseTimer timer(1);
+      at::Tensor grad_rows = grad_a.narrow(0, r0, rows);
+      at::mm_out(grad_rows, p, b);
+      grad_rows.mul_(inv_tau);
+      grad_b.addmm_(p.t(), a_rows);
+      timer.lap(kGradGemm);
+    }
   }
-  grad_a.mul_(inv_tau);
-  grad_b.mul_(inv_tau);
+  {
+    PhaseTimer timer(1);
+    grad_b.mul_(inv_tau);
+    timer.lap(kGradGemm);
+  }
   grad_tau = -dot_total * static_cast<double>(inv_tau);
+  g_phase_ns[kKernel].fetch_add(now_ns() - kernel_t0, std::memory_order_relaxed);
+  g_calls.fetch_add(1, std::memory_order_relaxed);
 }
 
 at::ScalarType acc_type(at::ScalarType t) {
@@ -161,12 +332,57 @@ at::ScalarType acc_type(at::ScalarType t) {
 
 }  // namespace
 
-const InfoNCELoops<float>& infonce_loops_float() {
+namespace {
+
+// Which loops the CPU supports, capped by CONVIRT_INFONCE_CPU_ISA (read once per process).
+enum class Isa { kBaseline, kAvx2, kAvx512 };
+
+Isa chosen_isa() {
+  static const Isa isa = [] {
+    Isa best = Isa::kBaseline;
 #if CONVIRT_HAVE_AVX2_LOOPS
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) return loops_avx2::kFloat;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::kAvx2;
 #endif
-  return loops_default::kFloat;
+#if CONVIRT_HAVE_AVX512_LOOPS
+    if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw"))
+      best = Isa::kAvx512;
+#endif
+    const char* cap = std::getenv("CONVIRT_INFONCE_CPU_ISA");
+    if (cap == nullptr || *cap == '\0') return best;
+    const std::string c(cap);
+    Isa want = best;
+    if (c == "baseline")
+      want = Isa::kBaseline;
+    else if (c == "avx2")
+      want = Isa::kAvx2;
+    else if (c == "avx512")
+      want = Isa::kAvx512;
+    else
+      CONVIRT_CHECK_VALUE(
+          false, "CONVIRT_INFONCE_CPU_ISA must be one of 'baseline', 'avx2', 'avx512', got '", c,
+          "'");
+    return std::min(want, best);
+  }();
+  return isa;
+}
+
+}  // namespace
+
+const InfoNCELoops<float>& infonce_loops_float() {
+  switch (chosen_isa()) {
+#if CONVIRT_HAVE_AVX512_LOOPS
+    case Isa::kAvx512:
+      return loops_avx512::kFloat;
+#endif
+#if CONVIRT_HAVE_AVX2_LOOPS
+    case Isa::kAvx2:
+      return loops_avx2::kFloat;
+#endif
+    default:
+      return loops_default::kFloat;
+  }
 }
 
 const InfoNCELoops<double>& infonce_loops_double() {
@@ -222,3 +438,66 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> infonce_backward_cpu(
 }
 
 }  // namespace convirt::detail
+
+namespace convirt {
+
+InfoNCECpuPhaseTimes infonce_cpu_phase_times() {
+  using detail::g_phase_ns;
+  auto ms = [](int p) { return static_cast<double>(g_phase_ns[p].load()) / 1e6; };
+  InfoNCECpuPhaseTimes t;
+  t.forward_gemm_ms = ms(detail::kForwardGemm);
+  t.row_pass_ms = ms(detail::kRowPass);
+  t.column_pass_ms = ms(detail::kColumnPass);
+  t.backward_gemm_ms = ms(detail::kBackwardGemm);
+  t.gradient_pass_ms = ms(detail::kGradientPass);
+  t.grad_gemm_ms = ms(detail::kGradGemm);
+  t.wait_ms = ms(detail::kWait);
+  t.kernel_ms = ms(detail::kKernel);
+  t.calls = detail::g_calls.load();
+  return t;
+}
+
+void reset_infonce_cpu_phase_times() {
+  for (auto& v : detail::g_phase_ns) v.store(0);
+  detail::g_calls.store(0);
+}
+
+std::string infonce_cpu_isa() {
+  switch (detail::chosen_isa()) {
+    case detail::Isa::kAvx512:
+      return "avx512";
+    case detail::Isa::kAvx2:
+      return "avx2";
+    default:
+      return "baseline";
+  }
+}
+
+int infonce_cpu_threads() {
+  return std::max({1, at::get_num_threads(), detail::blas_thread_count()});
+}
+
+InfoNCECpuTiling infonce_cpu_tiling(int64_t n, int64_t d, int64_t element_size) {
+  CONVIRT_CHECK_VALUE(n >= 1 && d >= 1 && element_size >= 1,
+                      "infonce_cpu_tiling needs n, d, element_size >= 1, got ", n, ", ", d, ", ",
+                      element_size);
+  InfoNCECpuTiling t;
+  t.panel_budget_bytes = detail::panel_budget_bytes();
+  t.block_rows = std::min(n, detail::block_rows_for(d, element_size));
+  int64_t rows = detail::infonce_panel_rows(n, element_size, t.panel_budget_bytes);
+  if (std::getenv("CONVIRT_INFONCE_PANEL_BYTES") == nullptr) {
+    // At least kPanelBlocks blocks of the smallest size per panel, so that every thread has work
+    // when N is so large that the budget holds few rows. A constant, not the thread count: the
+    // panel size decides the order of the column merges, which must not depend on the threads.
+    rows = std::max(rows, std::min(n, detail::kPanelBlocks * detail::kMinBlockRows));
+  }
+  // Whole blocks per panel, so no block straddles two panels, and enough of them to share out.
+  t.block_rows =
+      std::min(t.block_rows, std::max(detail::kMinBlockRows, rows / detail::kPanelBlocks));
+  if (rows > t.block_rows && rows < n) rows -= rows % t.block_rows;
+  t.panel_rows = rows;
+  t.block_rows = std::max<int64_t>(1, std::min(t.block_rows, rows));
+  return t;
+}
+
+}  // namespace convirt
