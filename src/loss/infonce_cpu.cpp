@@ -1,21 +1,22 @@
 // Fused CPU path of the bidirectional InfoNCE loss.
 //
 // The N x N logit matrix is never held: rows are processed in panels of P rows (P x N logits, a
-// bounded buffer whose size follows the last-level cache). Each panel is cut into blocks of R rows
-// (R from the L2 cache: the block's rows of A stay resident while B streams past). One thread takes
-// a block at a time, computes its logits with a single-threaded GEMM and, while they are still in
-// its caches, finishes each row's log-sum-exp (two passes: max, sum of exp). Then the panel's
-// columns are shared out in chunks and each column's log-sum-exp is merged online into a running
-// (max, sum) state (tile_math::lse_merge). The backward recomputes each block from the stored
-// row/column log-sum-exps (FlashAttention style, one GEMM per block as in the forward), turns it
-// into dL/dS in place and, still in the same thread, computes grad_image = dS B / tau for the
-// block's rows; grad_text += dS^T A / tau is then shared out by chunks of its rows. Extra memory:
+// bounded buffer whose size follows the last-level cache, so that the passes after the GEMM find it
+// there). Each panel's logits come from R x C tiles, each one single-threaded BLAS call (R from the
+// L2 cache), shared out over the loss's threads. Then, shared out in tasks of rows, each row's
+// log-sum-exp is completed (two passes: max, sum of exp), and, in tasks of columns, each column's
+// log-sum-exp is merged online into a running (max, sum) state (tile_math::lse_merge).
+// The backward recomputes each panel from the stored row/column log-sum-exps (FlashAttention style:
+// one GEMM per panel, as many as the forward), turns it into dL/dS in place, and computes
+// grad_image = dS B / tau (the panel's rows, in blocks of R) and grad_text += dS^T A / tau (in
+// blocks of R of its rows) as further single-threaded GEMMs in one round of tasks. Extra memory:
 // O(N D + P N).
 //
 // All of it runs on the loss's own threads (infonce_cpu_threads.h explains why not OpenMP's plus
 // the BLAS's). Every reduction runs in a fixed order that depends neither on the thread count nor
-// on which thread takes which block (each row or column is owned by one task; partial sums are
-// combined sequentially), so results are run-to-run identical.
+// on which thread takes which task (each row or column is owned by one task; partial sums are
+// combined sequentially; the tiles depend on the cache sizes only), so results are run-to-run
+// identical.
 
 #include "infonce_cpu_kernels.h"
 #include "infonce_cpu_loops.h"
@@ -45,11 +46,16 @@ namespace {
 
 constexpr int64_t kColumnChunk = 512;  // columns per task in the column pass
 
-// Rows of A kept in L2 while the GEMM streams B: at least this many, so that packing B (N x D per
-// call) stays a small fraction of the block's 2 R N D flops.
-constexpr int64_t kMinBlockRows = 64;
-constexpr int64_t kMaxBlockRows = 512;
-constexpr int64_t kPanelBlocks = 4;
+// A GEMM tile is R x C logits, one single-threaded BLAS call. R: the tile's R x D embeddings fill
+// the L2 cache, within these bounds; C = 2 R. OpenBLAS packs both operands per call, so small tiles
+// waste time: on a Sapphire Rapids core a 512-row call reaches 85% of a 4096-row one, 64 rows 45%.
+constexpr int64_t kMinTileRows = 256;
+constexpr int64_t kMaxTileRows = 1024;
+// Rows per task in the row passes (any count gives the same results; small enough to balance).
+constexpr int64_t kRowTask = 64;
+// At least this many panel rows (unless N is smaller), so a panel has GEMM tiles for every thread
+// even when N is so large that the budget holds few rows.
+constexpr int64_t kMinPanelRows = 512;
 // The panel budget: half the last-level cache, within these bounds (the upper one was the old fixed
 // budget, so peak memory does not grow).
 constexpr int64_t kMinPanelBytes = int64_t{8} << 20;
@@ -66,16 +72,16 @@ int64_t panel_budget_bytes() {
     long long b = std::atoll(v);
     if (b > 0) return b;
   }
-  // Half the last-level cache: the column pass and the gradient GEMMs read a panel right after the
-  // block GEMMs wrote it, and should find it there.
+  // Half the last-level cache: the row and column passes and the gradient GEMMs read a panel right
+  // after the tile GEMMs wrote it, and should find it there.
   const int64_t l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, int64_t{32} << 20);
   return std::clamp(l3 / 2, kMinPanelBytes, kMaxPanelBytes);
 }
 
-int64_t block_rows_for(int64_t d, int64_t element_size) {
+int64_t tile_rows_for(int64_t d, int64_t element_size) {
   const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, int64_t{1} << 20);
-  const int64_t rows = l2 / (2 * std::max<int64_t>(1, d) * element_size);
-  return std::clamp(rows, kMinBlockRows, kMaxBlockRows);
+  const int64_t rows = l2 / (std::max<int64_t>(1, d) * element_size);
+  return std::clamp(rows, kMinTileRows, kMaxTileRows);
 }
 
 // ---- phase accounting (see convirt/loss/infonce_cpu.h) ----
@@ -147,12 +153,40 @@ const InfoNCELoops<double>& loops<double>() {
 struct Plan {
   int threads;
   int64_t panel_rows;
-  int64_t block_rows;
+  int64_t tile_rows;
+  int64_t tile_cols;
 };
 
 Plan plan_for(int64_t n, int64_t d, int64_t element_size) {
   const InfoNCECpuTiling t = infonce_cpu_tiling(n, d, element_size);
-  return {infonce_cpu_threads(), t.panel_rows, t.block_rows};
+  return {infonce_cpu_threads(), t.panel_rows, t.tile_rows, t.tile_cols};
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// out = x y^T for one panel, as R x C tiles shared out over the threads (single-threaded BLAS
+// calls), or as one call on the BLAS's own threads where it cannot be held to one thread.
+void panel_gemm(const Plan& plan, bool tiled, at::Tensor& out, const at::Tensor& x,
+                const at::Tensor& y_t, Phase phase) {
+  if (!tiled) {
+    PhaseTimer timer(1);
+    at::mm_out(out, x, y_t);
+    timer.lap(phase);
+    return;
+  }
+  const int64_t rows = out.size(0), cols = out.size(1);
+  const int64_t tr = ceil_div(rows, plan.tile_rows), tc = ceil_div(cols, plan.tile_cols);
+  parallel_items(plan.threads, tr * tc, [&](int64_t k) {
+    PhaseTimer timer(plan.threads);
+    const int64_t i0 = (k / tc) * plan.tile_rows, j0 = (k % tc) * plan.tile_cols;
+    const int64_t ri = std::min(plan.tile_rows, rows - i0),
+                  cj = std::min(plan.tile_cols, cols - j0);
+    at::Tensor tile = out.narrow(0, i0, ri).narrow(1, j0, cj);
+    at::mm_out(tile, x.narrow(0, i0, ri), y_t.narrow(1, j0, cj));
+    timer.lap(phase);
+  });
 }
 
 template <typename T>
@@ -166,7 +200,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   // Where the BLAS cannot be told to stay on the calling thread, the panel's GEMM runs from this
   // thread on the BLAS's own threads and only the elementwise passes are shared out.
   SingleThreadedBlas single_blas;
-  const bool block_gemm = single_blas.active() || threads == 1;
+  const bool tiled = single_blas.active() || threads == 1;
   at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
   at::Tensor col_sum_t = at::zeros({n}, a.options());
   col_max.fill_(-std::numeric_limits<T>::infinity());
@@ -182,23 +216,13 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
     const int64_t rows = std::min(plan.panel_rows, n - r0);
     at::Tensor p = panel.narrow(0, 0, rows);
-    if (!block_gemm) {
-      PhaseTimer timer(1);
-      at::mm_out(p, a.narrow(0, r0, rows), bt);
-      timer.lap(kForwardGemm);
-    }
+    panel_gemm(plan, tiled, p, a.narrow(0, r0, rows), bt, kForwardGemm);
     T* pp = p.data_ptr<T>();
 
-    const int64_t blocks = (rows + plan.block_rows - 1) / plan.block_rows;
-    parallel_items(threads, blocks, [&](int64_t k) {
-      const int64_t i0 = k * plan.block_rows;
-      const int64_t i1 = std::min(rows, i0 + plan.block_rows);
+    parallel_items(threads, ceil_div(rows, kRowTask), [&](int64_t k) {
+      const int64_t i0 = k * kRowTask;
+      const int64_t i1 = std::min(rows, i0 + kRowTask);
       PhaseTimer timer(threads);
-      if (block_gemm) {
-        at::Tensor out = p.narrow(0, i0, i1 - i0);
-        at::mm_out(out, a.narrow(0, r0 + i0, i1 - i0), bt);
-        timer.lap(kForwardGemm);
-      }
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
         tm::LseState<T> st = L.scale_row_and_reduce(row, n, inv_tau);
@@ -241,7 +265,7 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
   const Plan plan = plan_for(n, d, sizeof(T));
   const int threads = plan.threads;
   SingleThreadedBlas single_blas;
-  const bool block_gemm = single_blas.active() || threads == 1;
+  const bool tiled = single_blas.active() || threads == 1;
   at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
   std::vector<double> row_dot(plan.panel_rows);  // per-row sum of dS_ij * S_ij, for the temperature
   const tm::GradWeights<T> w = tm::grad_weights(grad_loss, lambda, n);
@@ -250,30 +274,18 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
   const at::Tensor bt = b.t();
   const InfoNCELoops<T>& L = loops<T>();
   double dot_total = 0;
-  // grad_text rows per task: wide enough that packing the panel's A (P x D) per task is cheap.
-  const int64_t text_chunk = std::max<int64_t>(256, (n + 2 * threads - 1) / (2 * threads));
 
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
     const int64_t rows = std::min(plan.panel_rows, n - r0);
     at::Tensor p = panel.narrow(0, 0, rows);
     at::Tensor a_rows = a.narrow(0, r0, rows);
-    if (!block_gemm) {
-      PhaseTimer timer(1);
-      at::mm_out(p, a_rows, bt);
-      timer.lap(kBackwardGemm);
-    }
+    panel_gemm(plan, tiled, p, a_rows, bt, kBackwardGemm);
     T* pp = p.data_ptr<T>();
 
-    const int64_t blocks = (rows + plan.block_rows - 1) / plan.block_rows;
-    parallel_items(threads, blocks, [&](int64_t k) {
-      const int64_t i0 = k * plan.block_rows;
-      const int64_t i1 = std::min(rows, i0 + plan.block_rows);
+    parallel_items(threads, ceil_div(rows, kRowTask), [&](int64_t k) {
+      const int64_t i0 = k * kRowTask;
+      const int64_t i1 = std::min(rows, i0 + kRowTask);
       PhaseTimer timer(threads);
-      at::Tensor block = p.narrow(0, i0, i1 - i0);
-      if (block_gemm) {
-        at::mm_out(block, a.narrow(0, r0 + i0, i1 - i0), bt);
-        timer.lap(kBackwardGemm);
-      }
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
         const T r = rl[r0 + i];
@@ -286,25 +298,29 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
         row_dot[i] = static_cast<double>(acc);
       }
       timer.lap(kGradientPass);
-      if (block_gemm) {
-        at::Tensor grad_rows = grad_a.narrow(0, r0 + i0, i1 - i0);
-        at::mm_out(grad_rows, block, b);
-        // A plain loop, not mul_: ATen's elementwise ops would open an OpenMP team on this thread.
-        // x * inv_tau rounds exactly as mul_ does.
-        T* g = grad_rows.data_ptr<T>();
-        for (int64_t j = 0, m = (i1 - i0) * d; j < m; ++j) g[j] *= inv_tau;
-        timer.lap(kGradGemm);
-      }
     });
     for (int64_t i = 0; i < rows; ++i) dot_total += row_dot[i];
 
-    if (block_gemm) {
-      const int64_t chunks = (n + text_chunk - 1) / text_chunk;
-      parallel_items(threads, chunks, [&](int64_t k) {
+    if (tiled) {
+      // grad_image rows in blocks of R panel rows, grad_text rows in blocks of R columns: one
+      // single-threaded GEMM each, all in one round of tasks.
+      const int64_t image_tasks = ceil_div(rows, plan.tile_rows);
+      const int64_t text_tasks = ceil_div(n, plan.tile_rows);
+      parallel_items(threads, image_tasks + text_tasks, [&](int64_t k) {
         PhaseTimer timer(threads);
-        const int64_t c0 = k * text_chunk;
-        const int64_t c1 = std::min(n, c0 + text_chunk);
-        grad_b.narrow(0, c0, c1 - c0).addmm_(p.narrow(1, c0, c1 - c0).t(), a_rows);
+        if (k < image_tasks) {
+          const int64_t i0 = k * plan.tile_rows, ri = std::min(plan.tile_rows, rows - i0);
+          at::Tensor grad_rows = grad_a.narrow(0, r0 + i0, ri);
+          at::mm_out(grad_rows, p.narrow(0, i0, ri), b);
+          // A plain loop, not mul_: ATen's elementwise ops would open an OpenMP team on this
+          // thread. x * inv_tau rounds exactly as mul_ does.
+          T* g = grad_rows.data_ptr<T>();
+          for (int64_t j = 0, m = ri * d; j < m; ++j) g[j] *= inv_tau;
+        } else {
+          const int64_t c0 = (k - image_tasks) * plan.tile_rows;
+          const int64_t cw = std::min(plan.tile_rows, n - c0);
+          grad_b.narrow(0, c0, cw).addmm_(p.narrow(1, c0, cw).t(), a_rows);
+        }
         timer.lap(kGradGemm);
       });
     } else {
@@ -483,20 +499,17 @@ InfoNCECpuTiling infonce_cpu_tiling(int64_t n, int64_t d, int64_t element_size) 
                       element_size);
   InfoNCECpuTiling t;
   t.panel_budget_bytes = detail::panel_budget_bytes();
-  t.block_rows = std::min(n, detail::block_rows_for(d, element_size));
   int64_t rows = detail::infonce_panel_rows(n, element_size, t.panel_budget_bytes);
   if (std::getenv("CONVIRT_INFONCE_PANEL_BYTES") == nullptr) {
-    // At least kPanelBlocks blocks of the smallest size per panel, so that every thread has work
-    // when N is so large that the budget holds few rows. A constant, not the thread count: the
-    // panel size decides the order of the column merges, which must not depend on the threads.
-    rows = std::max(rows, std::min(n, detail::kPanelBlocks * detail::kMinBlockRows));
+    // A constant floor, not one from the thread count: the panel size decides the order of the
+    // column merges, which must not depend on the threads.
+    rows = std::max(rows, std::min(n, detail::kMinPanelRows));
   }
-  // Whole blocks per panel, so no block straddles two panels, and enough of them to share out.
-  t.block_rows =
-      std::min(t.block_rows, std::max(detail::kMinBlockRows, rows / detail::kPanelBlocks));
-  if (rows > t.block_rows && rows < n) rows -= rows % t.block_rows;
-  t.panel_rows = rows;
-  t.block_rows = std::max<int64_t>(1, std::min(t.block_rows, rows));
+  // Panels of (nearly) equal size: a short last panel would leave threads idle.
+  const int64_t panels = detail::ceil_div(n, rows);
+  t.panel_rows = detail::ceil_div(n, panels);
+  t.tile_rows = std::min(t.panel_rows, detail::tile_rows_for(d, element_size));
+  t.tile_cols = std::min(n, 2 * detail::tile_rows_for(d, element_size));
   return t;
 }
 

@@ -36,13 +36,15 @@ std::string infonce_cpu_isa();
 /// library's own thread count (the count its GEMMs would use on their own).
 int infonce_cpu_threads();
 
-/// The loss's tiling on this machine for n x d embeddings of `element_size`-byte values: rows per
-/// panel (the logits held at once; its budget is half the last-level cache, 8 to 64 MiB, or
-/// CONVIRT_INFONCE_PANEL_BYTES) and rows per block (one thread's unit of GEMM + elementwise work:
-/// its rows of the embeddings fill half the L2 cache, 64 to 512 rows).
+/// The loss's tiling on this machine for n x d embeddings of `element_size`-byte values. Panel: the
+/// logits held at once, P rows of n; its budget is half the last-level cache, 8 to 64 MiB (or
+/// CONVIRT_INFONCE_PANEL_BYTES), at least 512 rows, panels of equal size. GEMM tile: R x C logits
+/// computed by one single-threaded BLAS call, R such that R x d embeddings fill the L2 cache (256
+/// to 1024 rows), C = 2 R. None of it depends on the thread count, so neither do the results.
 struct InfoNCECpuTiling {
   int64_t panel_rows = 0;
-  int64_t block_rows = 0;
+  int64_t tile_rows = 0;
+  int64_t tile_cols = 0;
   int64_t panel_budget_bytes = 0;
 };
 InfoNCECpuTiling infonce_cpu_tiling(int64_t n, int64_t d, int64_t element_size = 4);

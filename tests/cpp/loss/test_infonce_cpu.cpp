@@ -142,27 +142,31 @@ TEST_CASE("the loops in use are the widest this CPU runs, unless capped", "[loss
   }
 }
 
-TEST_CASE("tiling: panels fit the budget in whole blocks, blocks follow the L2 cache",
-          "[loss][cpu]") {
-  for (int64_t n : {1, 100, 4096, 8192, 65536}) {
+TEST_CASE("tiling: equal panels within the budget, GEMM tiles from the L2 cache", "[loss][cpu]") {
+  for (int64_t n : {1, 100, 4096, 5000, 8192, 65536}) {
     const auto t = convirt::infonce_cpu_tiling(n, 512, 4);
-    INFO("n=" << n << " panel_rows=" << t.panel_rows << " block_rows=" << t.block_rows);
+    INFO("n=" << n << " panel_rows=" << t.panel_rows << " tile " << t.tile_rows << "x"
+              << t.tile_cols);
     CHECK(t.panel_rows >= 1);
     CHECK(t.panel_rows <= n);
-    CHECK(t.block_rows >= 1);
-    CHECK(t.block_rows <= t.panel_rows);
+    CHECK(t.tile_rows >= 1);
+    CHECK(t.tile_rows <= t.panel_rows);
+    CHECK(t.tile_cols >= 1);
+    CHECK(t.tile_cols <= n);
     CHECK(t.panel_budget_bytes >= (int64_t{8} << 20));
     CHECK(t.panel_budget_bytes <= (int64_t{64} << 20));
-    // Within the budget, or the minimum of 4 blocks of 64 rows that keeps every thread busy.
-    CHECK((t.panel_rows * n * 4 <= t.panel_budget_bytes || t.panel_rows <= 256));
-    if (t.panel_rows < n) CHECK(t.panel_rows % t.block_rows == 0);
+    // Within the budget, or the 512-row floor that keeps every thread busy at large N.
+    CHECK((t.panel_rows * n * 4 <= t.panel_budget_bytes || t.panel_rows == 512));
+    // Equal panels: the last one is at most one row shorter per panel than the others.
+    const int64_t panels = (n + t.panel_rows - 1) / t.panel_rows;
+    CHECK(n - (panels - 1) * t.panel_rows >= t.panel_rows - panels);
   }
   ::setenv("CONVIRT_INFONCE_PANEL_BYTES", "4096", 1);
   const auto small = convirt::infonce_cpu_tiling(300, 64, 4);
   ::unsetenv("CONVIRT_INFONCE_PANEL_BYTES");
   CHECK(small.panel_budget_bytes == 4096);
   CHECK(small.panel_rows == 3);
-  CHECK(small.block_rows == 3);
+  CHECK(small.tile_rows == 3);
   CHECK_THROWS_AS(convirt::infonce_cpu_tiling(0, 512, 4), c10::ValueError);
 }
 
