@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,20 @@ void panel_gemm(const Plan& plan, bool tiled, at::Tensor& out, const at::Tensor&
   });
 }
 
+// The forward's scaled logits, kept for the backward of the same call where they fit in
+// kKeepLogitsBytes: the backward then skips its recompute GEMM (3 GEMMs instead of 4). The entry
+// holds the forward's row_lse tensor, which autograd saves for that backward; while the entry holds
+// it its storage cannot be reused, so matching storages identify the call. One entry: the next
+// forward replaces it, the backward that uses it frees it.
+constexpr int64_t kKeepLogitsBytes = kMaxPanelBytes;
+struct KeptLogits {
+  at::Tensor row_lse;
+  at::Tensor logits;
+};
+std::mutex g_kept_mu;
+KeptLogits g_kept;
+thread_local bool t_backward_expected = false;
+
 template <typename T>
 void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda, at::Tensor& loss,
                   at::Tensor& row_lse, at::Tensor& col_lse, at::Tensor& diag, at::Tensor& row_max,
@@ -201,7 +216,14 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   // thread on the BLAS's own threads and only the elementwise passes are shared out.
   SingleThreadedBlas single_blas;
   const bool tiled = single_blas.active() || threads == 1;
-  at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
+  // Keeping the logits needs all N x N of them: the panels become row ranges of one buffer.
+  const bool keep =
+      t_backward_expected && n * n * static_cast<int64_t>(sizeof(T)) <= kKeepLogitsBytes;
+  if (t_backward_expected) {
+    std::lock_guard<std::mutex> lk(g_kept_mu);
+    g_kept = KeptLogits{};  // an earlier call's logits are no longer wanted
+  }
+  at::Tensor panel = at::empty({keep ? n : plan.panel_rows, n}, a.options());
   at::Tensor col_sum_t = at::zeros({n}, a.options());
   col_max.fill_(-std::numeric_limits<T>::infinity());
 
@@ -215,7 +237,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
 
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
     const int64_t rows = std::min(plan.panel_rows, n - r0);
-    at::Tensor p = panel.narrow(0, 0, rows);
+    at::Tensor p = panel.narrow(0, keep ? r0 : 0, rows);
     panel_gemm(plan, tiled, p, a.narrow(0, r0, rows), bt, kForwardGemm);
     T* pp = p.data_ptr<T>();
 
@@ -251,6 +273,10 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
     total += static_cast<double>(tm::example_loss(rl[i], cl[i], dg[i], lambda));
   }
   loss.fill_(total / static_cast<double>(n));
+  if (keep) {
+    std::lock_guard<std::mutex> lk(g_kept_mu);
+    g_kept = KeptLogits{row_lse, panel};
+  }
   g_phase_ns[kKernel].fetch_add(now_ns() - kernel_t0, std::memory_order_relaxed);
   g_calls.fetch_add(1, std::memory_order_relaxed);
 }
@@ -266,7 +292,20 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
   const int threads = plan.threads;
   SingleThreadedBlas single_blas;
   const bool tiled = single_blas.active() || threads == 1;
-  at::Tensor panel = at::empty({plan.panel_rows, n}, a.options());
+  at::Tensor kept;  // the forward's scaled logits, when it kept them for this call
+  {
+    std::lock_guard<std::mutex> lk(g_kept_mu);
+    if (g_kept.logits.defined() && g_kept.logits.scalar_type() == a.scalar_type() &&
+        g_kept.logits.size(0) == n && row_lse.storage().is_alias_of(g_kept.row_lse.storage()) &&
+        row_lse.data_ptr() == g_kept.row_lse.data_ptr()) {
+      kept = std::move(g_kept.logits);
+      g_kept = KeptLogits{};
+    }
+  }
+  const bool have_kept = kept.defined();
+  // Kept logits are already divided by tau; x * 1 is exact, so the loops give the same bits.
+  const T scale = have_kept ? T(1) : inv_tau;
+  at::Tensor panel = have_kept ? kept : at::empty({plan.panel_rows, n}, a.options());
   std::vector<double> row_dot(plan.panel_rows);  // per-row sum of dS_ij * S_ij, for the temperature
   const tm::GradWeights<T> w = tm::grad_weights(grad_loss, lambda, n);
   const T* rl = row_lse.data_ptr<T>();
@@ -277,9 +316,9 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
 
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
     const int64_t rows = std::min(plan.panel_rows, n - r0);
-    at::Tensor p = panel.narrow(0, 0, rows);
+    at::Tensor p = panel.narrow(0, have_kept ? r0 : 0, rows);
     at::Tensor a_rows = a.narrow(0, r0, rows);
-    panel_gemm(plan, tiled, p, a_rows, bt, kBackwardGemm);
+    if (!have_kept) panel_gemm(plan, tiled, p, a_rows, bt, kBackwardGemm);
     T* pp = p.data_ptr<T>();
 
     parallel_items(threads, ceil_div(rows, kRowTask), [&](int64_t k) {
@@ -289,8 +328,8 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
       for (int64_t i = i0; i < i1; ++i) {
         T* row = pp + i * n;
         const T r = rl[r0 + i];
-        const T s_diag = row[r0 + i] * inv_tau;  // read before the row is overwritten with dS
-        T acc = L.gradient_row(row, cl, n, r, inv_tau, w);
+        const T s_diag = row[r0 + i] * scale;  // read before the row is overwritten with dS
+        T acc = L.gradient_row(row, cl, n, r, scale, w);
         // The diagonal's -(w_row + w_col) term, applied once outside the vectorised loop.
         const T delta = w.row + w.col;
         row[r0 + i] -= delta;
@@ -403,6 +442,13 @@ const InfoNCELoops<float>& infonce_loops_float() {
 
 const InfoNCELoops<double>& infonce_loops_double() {
   return loops_default::kDouble;
+}
+
+ExpectBackward::ExpectBackward(bool expected) : previous_(t_backward_expected) {
+  t_backward_expected = expected;
+}
+ExpectBackward::~ExpectBackward() {
+  t_backward_expected = previous_;
 }
 
 int64_t infonce_panel_rows(int64_t n, int64_t element_size, int64_t budget_bytes) {

@@ -232,3 +232,31 @@ TEST_CASE("the loss's thread pool runs every index once and passes exceptions on
   });
   CHECK(after == 1);  // a pool that saw an exception still works
 }
+
+TEST_CASE("a backward that recomputes the logits gives the bits of one that kept them",
+          "[loss][cpu]") {
+  torch::manual_seed(23);
+  auto opts = convirt::InfoNCEOptions().backend(convirt::InfoNCEBackend::kFused);
+  auto v = torch::randn({300, 40});
+  auto u = torch::randn({300, 40});
+  auto grads = [&](const torch::Tensor& loss, torch::Tensor& a, torch::Tensor& b) {
+    loss.backward();
+    return std::vector<torch::Tensor>{loss.detach(), a.grad(), b.grad()};
+  };
+  // Alone: the forward keeps its logits and the backward uses them.
+  auto a1 = v.clone().requires_grad_(true), b1 = u.clone().requires_grad_(true);
+  const auto kept = grads(convirt::infonce_loss(a1, b1, opts), a1, b1);
+  // Two forwards, then the first one's backward: the second forward replaced the kept logits, so
+  // this backward recomputes them.
+  auto a2 = v.clone().requires_grad_(true), b2 = u.clone().requires_grad_(true);
+  auto first = convirt::infonce_loss(a2, b2, opts);
+  auto a3 = u.clone().requires_grad_(true), b3 = v.clone().requires_grad_(true);
+  auto second = convirt::infonce_loss(a3, b3, opts);
+  const auto recomputed = grads(first, a2, b2);
+  for (size_t i = 0; i < kept.size(); ++i) CHECK(torch::equal(kept[i], recomputed[i]));
+  // And the second one's backward (its logits were freed by neither backward) is right too.
+  auto a4 = u.clone().requires_grad_(true), b4 = v.clone().requires_grad_(true);
+  const auto alone = grads(convirt::infonce_loss(a4, b4, opts), a4, b4);
+  const auto late = grads(second, a3, b3);
+  for (size_t i = 0; i < alone.size(); ++i) CHECK(torch::equal(alone[i], late[i]));
+}
