@@ -98,7 +98,7 @@ int run_time_child(int64_t n, int64_t d, int reps, int threads, bool with_naive)
   // A rate, not a product: at most 8192 columns, so that the large run does not hold N x N.
   auto gb = torch::randn({std::min<int64_t>(n, 8192), d});
   std::vector<double> naive_ms, fused_ms, gemm_gflops, ratio, floor_ratio;
-  convirt::InfoNCECpuPhaseTimes phases;
+  std::vector<convirt::InfoNCECpuPhaseTimes> rep_phases;
   // The first round is a warm-up, except in the (fused-only) large run, which is too slow for one.
   for (int r = with_naive ? 0 : 1; r < reps + 1; ++r) {
     const double naive = with_naive ? run_side(s, true) : 0;
@@ -115,22 +115,23 @@ int run_time_child(int64_t n, int64_t d, int reps, int threads, bool with_naive)
     gemm_gflops.push_back(gflops);
     ratio.push_back(with_naive ? fused / naive : 0);
     floor_ratio.push_back(fused / (8.0 * n * n * d / (gflops * 1e6)));
-    phases.forward_gemm_ms += p.forward_gemm_ms / reps;
-    phases.row_pass_ms += p.row_pass_ms / reps;
-    phases.column_pass_ms += p.column_pass_ms / reps;
-    phases.backward_gemm_ms += p.backward_gemm_ms / reps;
-    phases.gradient_pass_ms += p.gradient_pass_ms / reps;
-    phases.grad_gemm_ms += p.grad_gemm_ms / reps;
-    phases.wait_ms += p.wait_ms / reps;
-    phases.kernel_ms += p.kernel_ms / reps;
+    rep_phases.push_back(p);
   }
+  // The phases of the rep whose fused time is the median, so that "other" (the rep's time outside
+  // the kernels) is that rep's own.
+  std::vector<size_t> order(fused_ms.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t x, size_t y) { return fused_ms[x] < fused_ms[y]; });
+  const size_t mid = order[order.size() / 2];
+  const convirt::InfoNCECpuPhaseTimes phases = rep_phases[mid];
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::printf("%.3f %.3f %.3f %.4f %.4f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.1f\n",
               median(naive_ms), median(fused_ms), median(gemm_gflops), median(ratio),
               median(floor_ratio), phases.forward_gemm_ms, phases.row_pass_ms,
               phases.column_pass_ms, phases.backward_gemm_ms, phases.gradient_pass_ms,
-              phases.grad_gemm_ms, phases.wait_ms, phases.kernel_ms, median(fused_ms),
+              phases.grad_gemm_ms, phases.wait_ms, phases.kernel_ms, fused_ms[mid],
               ru.ru_maxrss / 1024.0);
   return 0;
 }
@@ -252,9 +253,8 @@ int main(int argc, char** argv) {
     phase_rows.emplace_back(n, t);
   }
   std::printf(
-      "\nFused phases, ms per forward+backward (thread time / threads; other = outside the "
-      "kernels: "
-      "normalisation, autograd, copies)\n\n");
+      "\nFused phases, ms, of the rep with the median fused time (thread time / threads; other = "
+      "that rep's time outside the kernels: normalisation, autograd, copies)\n\n");
   std::printf(
       "| N | fwd GEMM | row LSE | column LSE | bwd recompute GEMM | gradient | dS GEMMs | barrier "
       "wait | other |\n");
