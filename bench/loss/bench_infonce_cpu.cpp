@@ -272,10 +272,9 @@ int main(int argc, char** argv) {
     if (!t.empty()) {
       const double floor_ms = 8.0 * large * large * d / (t[2] * 1e6);
       std::printf(
-          "\nfused alone at N=%lld: %.0f ms forward+backward (after one warm-up run), floor %.0f "
-          "ms, "
-          "%.2fx the floor\n",
-          static_cast<long long>(large), t[1], floor_ms, t[4]);
+          "\nfused alone at N=%lld: %.0f ms forward+backward (one run), floor %.0f ms, %.2fx the "
+          "floor, peak RSS %.0f MiB\n",
+          static_cast<long long>(large), t[1], floor_ms, t[4], t[14]);
     } else {
       std::printf("\nfused alone at N=%lld: failed\n", static_cast<long long>(large));
     }
