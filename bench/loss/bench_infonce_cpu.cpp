@@ -221,7 +221,8 @@ int main(int argc, char** argv) {
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
 
   std::printf(
-      "CPU: %s; %d LibTorch threads, fused loss on %d threads, %s loops; OMP_WAIT_POLICY=%s\n",
+      "CPU: %s; %d LibTorch threads, fused loss on %d threads, %s loops for N >= 2048; "
+      "OMP_WAIT_POLICY=%s\n",
       cpu_model().c_str(), threads, convirt::infonce_cpu_threads(),
       convirt::infonce_cpu_isa().c_str(), wait_policy ? wait_policy : "(unset)");
   std::printf(

@@ -46,6 +46,8 @@ namespace tm = convirt::tile_math;
 namespace {
 
 constexpr int64_t kColumnChunk = 512;  // columns per task in the column pass
+// Rows shorter than this (N < 2048) use the AVX2 loops even where AVX-512 ones could run.
+constexpr int64_t kAvx512MinRow = 2048;
 
 // A GEMM tile is R x C logits, one single-threaded BLAS call. R: the tile's R x D embeddings fill
 // the L2 cache, within these bounds; C = 2 R. OpenBLAS packs both operands per call, so small tiles
@@ -141,13 +143,13 @@ void parallel_items(int threads, int64_t items, const F& body) {
 }
 
 template <typename T>
-const InfoNCELoops<T>& loops();
+const InfoNCELoops<T>& loops(int64_t n);
 template <>
-const InfoNCELoops<float>& loops<float>() {
-  return infonce_loops_float();
+const InfoNCELoops<float>& loops<float>(int64_t n) {
+  return infonce_loops_float(n);
 }
 template <>
-const InfoNCELoops<double>& loops<double>() {
+const InfoNCELoops<double>& loops<double>(int64_t) {
   return infonce_loops_double();
 }
 
@@ -233,7 +235,7 @@ void forward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda,
   T* cm = col_max.data_ptr<T>();
   T* cs = col_sum_t.data_ptr<T>();
   const at::Tensor bt = b.t();
-  const InfoNCELoops<T>& L = loops<T>();
+  const InfoNCELoops<T>& L = loops<T>(n);
 
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
     const int64_t rows = std::min(plan.panel_rows, n - r0);
@@ -311,7 +313,7 @@ void backward_impl(const at::Tensor& a, const at::Tensor& b, T inv_tau, T lambda
   const T* rl = row_lse.data_ptr<T>();
   const T* cl = col_lse.data_ptr<T>();
   const at::Tensor bt = b.t();
-  const InfoNCELoops<T>& L = loops<T>();
+  const InfoNCELoops<T>& L = loops<T>(n);
   double dot_total = 0;
 
   for (int64_t r0 = 0; r0 < n; r0 += plan.panel_rows) {
@@ -425,11 +427,15 @@ Isa chosen_isa() {
 
 }  // namespace
 
-const InfoNCELoops<float>& infonce_loops_float() {
+const InfoNCELoops<float>& infonce_loops_float(int64_t n) {
   switch (chosen_isa()) {
 #if CONVIRT_HAVE_AVX512_LOOPS
     case Isa::kAvx512:
-      return loops_avx512::kFloat;
+      // 16-lane sums round differently from 8-lane ones. Below kAvx512MinRow, where the passes cost
+      // next to nothing, the AVX2 loops run, so that training at ordinary batch sizes gives the
+      // same bits on AVX-512 machines as on AVX2-only ones.
+      if (n >= kAvx512MinRow) return loops_avx512::kFloat;
+      return loops_avx2::kFloat;
 #endif
 #if CONVIRT_HAVE_AVX2_LOOPS
     case Isa::kAvx2:

@@ -25,8 +25,8 @@ struct InfoNCELoops {
   (T* row, const T* col_lse, int64_t n, T row_lse, T inv_tau, tile_math::GradWeights<T> w);
 };
 
-/// The loops for the CPU this process runs on.
-const InfoNCELoops<float>& infonce_loops_float();
+/// The loops for the CPU this process runs on, for rows of n values (AVX-512 only for n >= 2048).
+const InfoNCELoops<float>& infonce_loops_float(int64_t n);
 const InfoNCELoops<double>& infonce_loops_double();
 
 namespace loops_default {
