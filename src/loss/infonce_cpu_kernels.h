@@ -17,6 +17,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> infonce_backward_cpu(
     const at::Tensor& temperature, double image_to_text_weight, const at::Tensor& row_lse,
     const at::Tensor& col_lse);
 
+/// While alive on a thread, tells the CPU forward whether a backward of the same call will follow
+/// (the autograd kernel knows; the forward kernel alone does not). Where one will and the N x N
+/// logits fit in 64 MiB, the forward keeps them and the backward skips its recompute GEMM.
+class ExpectBackward {
+ public:
+  explicit ExpectBackward(bool expected);
+  ~ExpectBackward();
+  ExpectBackward(const ExpectBackward&) = delete;
+  ExpectBackward& operator=(const ExpectBackward&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Rows of the logit panel the fused CPU path materialises at once: the largest count whose
 /// rows x n panel fits in `budget_bytes` (at least 1, at most n).
 int64_t infonce_panel_rows(int64_t n, int64_t element_size, int64_t budget_bytes);

@@ -1,6 +1,7 @@
 #pragma once
-// The elementwise loops of the fused CPU InfoNCE path. They are compiled twice
-// (infonce_cpu_loops.cpp: baseline x86-64 and AVX2+FMA), and infonce_cpu.cpp picks one at run time,
+// The elementwise loops of the fused CPU InfoNCE path. They are compiled up to three times
+// (infonce_cpu_loops.inc: baseline x86-64, AVX2+FMA, AVX-512), and infonce_cpu.cpp picks one at run
+// time,
 // because the exp and log-sum-exp passes are as costly as the GEMMs unless they run on the widest
 // vectors the CPU has. No Torch includes: these translation units compile in a second.
 
@@ -24,8 +25,8 @@ struct InfoNCELoops {
   (T* row, const T* col_lse, int64_t n, T row_lse, T inv_tau, tile_math::GradWeights<T> w);
 };
 
-/// The loops for the CPU this process runs on.
-const InfoNCELoops<float>& infonce_loops_float();
+/// The loops for the CPU this process runs on, for rows of n values (AVX-512 only for n >= 2048).
+const InfoNCELoops<float>& infonce_loops_float(int64_t n);
 const InfoNCELoops<double>& infonce_loops_double();
 
 namespace loops_default {
@@ -35,5 +36,8 @@ extern const InfoNCELoops<double> kDouble;
 namespace loops_avx2 {
 extern const InfoNCELoops<float> kFloat;
 }  // namespace loops_avx2
+namespace loops_avx512 {
+extern const InfoNCELoops<float> kFloat;
+}  // namespace loops_avx512
 
 }  // namespace convirt::detail

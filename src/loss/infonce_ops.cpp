@@ -62,6 +62,11 @@ class InfoNCEFusedFunction : public torch::autograd::Function<InfoNCEFusedFuncti
 FusedForwardResult infonce_fused_autograd(const at::Tensor& image, const at::Tensor& text,
                                           const at::Tensor& temperature,
                                           double image_to_text_weight) {
+  // The CPU forward keeps its logits for the backward only when one can follow (grad mode is off
+  // inside the Function's forward, so it is read here).
+  ExpectBackward expect(
+      at::GradMode::is_enabled() &&
+      (image.requires_grad() || text.requires_grad() || temperature.requires_grad()));
   auto out = InfoNCEFusedFunction::apply(image, text, temperature, image_to_text_weight);
   return {out[0], out[1], out[2], out[3], out[4], out[5]};
 }
