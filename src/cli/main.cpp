@@ -121,9 +121,9 @@ int run_pretrain(PretrainArgs a) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const auto run = pipeline::pretrain(job, hooks);
-  const bool main = dist::DistributedContext::from_environment().is_main();
-  if (run.interrupted) return report_interrupted(job.out_dir(), main, g_signal, run.result.steps);
-  if (!main) return 0;
+  if (run.interrupted)
+    return report_interrupted(job.out_dir(), run.is_main, g_signal, run.result.steps);
+  if (!run.is_main) return 0;
   const auto& r = run.result;
   std::printf(
       "pretraining stopped (%s) after %lld steps; best validation loss %.4f at step %lld\n"

@@ -421,6 +421,7 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
     run.result = trainer.run(hooks.on_step);
   }
   run.interrupted = hooks.interrupted && hooks.interrupted();
+  run.is_main = ctx.is_main();
   run.model = trainer.model();
   run.tokenizer = tokenizer;
   if (ctx.is_main()) {

@@ -83,6 +83,8 @@ struct PretrainRun {
   /// The vocabulary file the run used (also embedded in model.pt).
   std::string vocab_path;
   bool interrupted = false;
+  /// Rank 0 of the job (or a single process): the rank that logs and writes files.
+  bool is_main = true;
 };
 
 /// How a front end follows and stops a run.

@@ -4,6 +4,7 @@
 // listed in skipped.tsv and bounded by max_bad_fraction.
 
 #include <convirt/io/checkpoint.h>
+#include <convirt/loss/infonce.h>
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/model_text.h>
 #include <convirt/pipeline/pretrain.h>
@@ -13,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -115,7 +117,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   CHECK_THROWS_WITH(pipeline::PretrainJob::from_json("[1]"), Contains("JSON object"));
 }
 
-TEST_CASE("a saved model carries its vocabulary; another vocabulary is refused by fingerprint",
+TEST_CASE("a saved model carries its vocabulary, and another vocabulary is refused by fingerprint",
           "[pipeline][pretrain][vocab]") {
   test::TempDir tmp("convirt-modelvocab");
   auto config = models::small_preset(64);
@@ -206,4 +208,49 @@ TEST_CASE("pipeline::pretrain on CSV pairs: skipped rows counted and listed, the
   typo.vocab((tmp / "no-such-vocab.txt").string());
   CHECK_THROWS_WITH(pipeline::pretrain(typo), Contains("vocab: no such file"));
   CHECK_FALSE(fs::exists(tmp / "no-such-vocab.txt"));
+}
+
+TEST_CASE("pipeline::pretrain with a learned temperature: it moves, stays in bounds and resumes",
+          "[pipeline][pretrain][temperature]") {
+  test::TempDir tmp("convirt-pretrain-tau");
+  const fs::path data = tmp / "data";
+  write_csv_pairs(data, "train", 16, /*bad_rows=*/false);
+  write_csv_pairs(data, "val", 8, /*bad_rows=*/false);
+  auto job = csv_job(data, tmp / "run");
+  job.trainer().learn_temperature(true).learning_rate(0.05).max_steps(4).eval_every(2);
+  std::vector<double> taus;
+  pipeline::PretrainHooks hooks;
+  hooks.on_step = [&](const train::StepMetrics& m) {
+    if (!m.is_eval) taus.push_back(m.temperature);
+    return true;
+  };
+  pipeline::pretrain(job, hooks);
+  REQUIRE(taus.size() == 4);
+  // Each logged tau is the one its step's loss used; from step 2 on it has been learned.
+  CHECK(taus[0] == Approx(0.1));
+  for (double t : taus) {
+    CHECK(t >= convirt::kMinLearnedTemperature);
+    CHECK(t <= convirt::kMaxLearnedTemperature);
+  }
+  CHECK(taus.back() != taus.front());
+  CHECK_THAT(test::read_text(tmp / "run" / "run_options.json"),
+             Contains("\"learn_temperature\": true"));
+  CHECK_THAT(test::read_text(tmp / "run" / "metrics.jsonl"), Contains("\"temperature\""));
+
+  // A resumed run continues from the learned value, not from --temperature.
+  auto more = job;
+  more.trainer().max_steps(6).allow_option_change(true);
+  std::vector<double> resumed;
+  hooks.on_step = [&](const train::StepMetrics& m) {
+    if (!m.is_eval) resumed.push_back(m.temperature);
+    return true;
+  };
+  pipeline::pretrain(more, hooks);
+  REQUIRE(resumed.size() == 2);
+  CHECK(std::abs(resumed.front() - taus.back()) < std::abs(0.1 - taus.back()));
+
+  // The binary objective has no temperature to learn.
+  auto binary = csv_job(data, tmp / "binary");
+  binary.trainer().learn_temperature(true).objective(train::Objective::kContrastiveBinary);
+  CHECK_THROWS_WITH(pipeline::pretrain(binary), Contains("learn_temperature needs the convirt"));
 }
