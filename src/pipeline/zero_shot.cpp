@@ -14,6 +14,8 @@
 #include <convirt/io/checkpoint.h>
 #include <convirt/pipeline/experiment.h>
 
+#include "model_vocab.h"
+
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
@@ -346,23 +348,6 @@ eval::LabeledSet embed_split(const TestSplit& split, models::ConVIRTModel& model
   return s;
 }
 
-std::string find_vocab(const ZeroShotOptions& o) {
-  if (!o.vocab().empty()) {
-    CONVIRT_CHECK_VALUE(fs::is_regular_file(o.vocab()),
-                        "vocab must name the model's vocab.txt, got '", o.vocab(), "'");
-    return o.vocab();
-  }
-  const fs::path dir = fs::absolute(o.model_path()).parent_path();
-  for (const auto& p : {dir / "vocab.txt", dir.parent_path() / "vocab.txt"}) {
-    if (fs::is_regular_file(p)) return p.string();
-  }
-  CONVIRT_CHECK_VALUE(false,
-                      "vocab must name the model's vocab.txt: none was given and there is none "
-                      "beside the checkpoint '",
-                      o.model_path(), "' or in the folder above it");
-  return "";
-}
-
 }  // namespace
 
 ZeroShotResult zero_shot(const ZeroShotOptions& o) {
@@ -378,7 +363,8 @@ ZeroShotResult zero_shot(const ZeroShotOptions& o) {
   const PromptSet prompts = !o.prompts_path().empty() ? PromptSet::load(o.prompts_path())
                             : !o.prompts().empty()    ? o.prompts()
                                                       : default_prompts();
-  auto tokenizer = text::WordPieceTokenizer::from_vocab_file(find_vocab(o));
+  auto tokenizer = text::WordPieceTokenizer::from_vocab_file(
+      detail::find_model_vocab(o.vocab(), o.model_path()));
   set_num_threads(static_cast<int>(o.threads()));
   const torch::Device device =
       torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
