@@ -17,7 +17,11 @@ The image encoder stays a plain ``torchvision.models.resnet18`` (one input chann
 load into torchvision afterwards (see use_with_torchvision.py). metrics.json in --out records the
 evaluation.
 
-    PYTHONPATH=build/python /usr/bin/python3 examples/python/train_loop.py --steps 300 --out /tmp/convirt_demo
+    PYTHONPATH=build/python /usr/bin/python3 examples/python/train_loop.py --out /tmp/convirt_demo
+
+With the defaults (200 steps at 32 px, obvious findings, no augmentation) text->image P@10 reaches
+about 0.4 against a chance of 0.125; ``--augment paper`` applies the paper's t_v, which needs larger
+images and longer runs.
 """
 import argparse
 import json
@@ -130,18 +134,20 @@ def main():
     p.add_argument("--data", default="", help="synthetic data folder (default: OUT/data, generated once)")
     p.add_argument("--mimic-root", default="", help="train on this MIMIC-CXR-JPG root instead")
     p.add_argument("--studies", type=int, default=600, help="synthetic training studies")
-    p.add_argument("--difficulty", type=float, default=0.5,
+    p.add_argument("--difficulty", type=float, default=0.0,
                    help="synthetic: how faint the findings are (0 = obvious, 1 = barely visible)")
     p.add_argument("--prevalence", type=float, default=0.3, help="synthetic: share of studies with each finding")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--augment", choices=["paper", "none"], default="paper",
+    # At 32 px the paper's crops and blur hide the findings from a run this short; use "paper" with
+    # larger images and longer runs, as the paper does.
+    p.add_argument("--augment", choices=["paper", "none"], default="none",
                    help="paper: the paper's t_v; none: evaluation preprocessing only")
     p.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
                    help="autocast: auto = float16 on CUDA, off on CPU")
-    p.add_argument("--eval-every", type=int, default=100, help="retrieval P@10 every N steps (0: at the end)")
+    p.add_argument("--eval-every", type=int, default=50, help="retrieval P@10 every N steps (0: at the end)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()

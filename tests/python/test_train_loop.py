@@ -30,13 +30,12 @@ def run_loop(tmp_path, *args):
 
 
 def test_train_loop_learns_text_to_image_retrieval(tmp_path):
-    # Obvious findings, no augmentation and a higher learning rate, so that a couple of hundred steps
-    # at 32 px separate learning from chance (about 0.27 at 100 steps, 0.4 at 200 in measurements).
-    metrics, stdout = run_loop(tmp_path, "--steps", "200", "--studies", "400", "--difficulty", "0",
-                               "--augment", "none", "--lr", "3e-3", "--eval-every", "100")
+    # The script's defaults: 200 steps at 32 px on obvious findings without augmentation. Measured:
+    # P@10 0.19 at step 50, 0.43 at 100, 0.43 at the end (chance 0.125); linear-protocol AUC 0.84.
+    metrics, stdout = run_loop(tmp_path)
     assert metrics["steps"] == 200 and metrics["chance"] == pytest.approx(1 / 8)
     p10 = metrics["text_to_image_precision"]["10"]
     assert p10 > 2.5 * metrics["chance"], stdout
     assert metrics["linear_mean_auc"] > 0.6, stdout
-    assert metrics["history"][0]["step"] == 100
+    assert [h["step"] for h in metrics["history"]] == [50, 100, 150]
     assert (tmp_path / "resnet18_1ch.pt").exists() and (tmp_path / "vocab.txt").exists()

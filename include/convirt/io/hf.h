@@ -42,9 +42,7 @@ LoadReport load_hf_bert(models::BertImpl& bert, const std::string& path, bool st
 models::Bert load_hf_bert(const std::string& dir, models::BertOptions options = {});
 
 /// Writes config.json, the weights (HF names, no prefix) and, when `vocab_path` is not empty, a
-/// copy of that vocab.txt (its line count must equal vocab_size) with tokenizer_config.json and
-/// special_tokens_map.json (BertTokenizer with convirt's defaults: lower-casing, BERT's special
-/// tokens) into `dir` (created if needed). Every file is written atomically.
+/// copy of that vocab.txt (its line count must equal vocab_size) into `dir` (created if needed).
 ///
 /// Example:
 ///   convirt::io::save_hf_bert(*bert, "out/bert", "vocab.txt");
