@@ -38,6 +38,12 @@ EmbedCommand::EmbedCommand(CLI::App* app) {
 }
 
 int EmbedCommand::run() {
+  if (options_.images().empty() && options_.texts().empty()) {
+    std::fprintf(stderr,
+                 "convirt embed: give --images (a folder or CSV), --texts (a file) or both\nRun "
+                 "with --help for more information.\n");
+    return 2;
+  }
   int64_t last_reported = -1;
   std::string last_kind;
   auto progress = [&](const pipeline::EmbedProgress& p) {

@@ -13,7 +13,8 @@ class EmbedCommand {
   /// Adds the `embed` subcommand and its options to `app`.
   explicit EmbedCommand(CLI::App* app);
   bool parsed() const { return app_->parsed(); }
-  /// Embeds, printing progress to stderr and the files written to stdout.
+  /// Embeds, printing progress to stderr and the files written to stdout. Neither --images nor
+  /// --texts is a usage error (status 2).
   int run();
 
  private:

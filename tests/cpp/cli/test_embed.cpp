@@ -410,6 +410,9 @@ TEST_CASE("search by a finding's text ranks images with that finding first; the 
   CHECK(k0.status == 2);
   CHECK_THAT(k0.output, Catch::Contains("-k must be > 0, got 0"));
   CHECK(run_convirt("embed --model '" + model + "'", dir / "log7.txt").status == 2);
+  auto nothing = run_convirt("embed --model '" + model + "' --out x.npy", dir / "log9.txt");
+  CHECK(nothing.status == 2);
+  CHECK_THAT(nothing.output, Catch::Contains("give --images"));
   auto missing = run_convirt("embed --model '" + model + "' --images /nonexistent --out x.npy",
                              dir / "log8.txt");
   CHECK(missing.status == 1);
