@@ -15,8 +15,7 @@ only a new linear layer on the pooled features is trained, with convirt's evalua
         --state-dict /tmp/convirt_demo/resnet18_1ch.pt --arch resnet18 --in-channels 1
 """
 import argparse
-import os
-import sys
+import random
 
 import torch
 import torch.nn as nn
@@ -24,8 +23,21 @@ import torchvision
 
 import convirt.transforms as T
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_loop import make_pair  # noqa: E402  (the same toy images, labelled by blob size)
+
+def make_pair(index: int, size: int = 72):
+    """A toy grey image with a bright blob on the left or right, small or large, and a report that
+    describes it; the probe below learns the blob's size."""
+    rng = random.Random(index)
+    side, big = rng.randrange(2), rng.randrange(2)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    cx = size * (0.3 if side == 0 else 0.7) + rng.uniform(-4, 4)
+    cy = size * 0.5 + rng.uniform(-8, 8)
+    r = size * (0.08 if big == 0 else 0.18)
+    image = 0.25 + 0.6 * torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    image = (image + 0.05 * torch.randn(size, size, generator=torch.Generator().manual_seed(index))).clamp(0, 1)
+    report = f"There is a {['small', 'large'][big]} opacity in the {['left', 'right'][side]} lung."
+    return image[None], report
 
 
 def load_encoder(path: str, arch: str, in_channels: int) -> nn.Module:

@@ -1,10 +1,12 @@
-// The `convirt` program: synth, pretrain, eval (linear | finetune | retrieval | zeroshot), tsne,
-// reproduce.
+// The `convirt` program: synth, pretrain, eval (linear | finetune | retrieval | zeroshot), embed,
+// search, tsne, reproduce.
 // Each subcommand parses its options and calls the library (convirt::pipeline and the areas under
 // it); no experiment logic lives here.
 
 #include "config_file.h"
+#include "embed.h"
 #include "eval_zeroshot.h"
+#include "search.h"
 
 #include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
@@ -423,6 +425,8 @@ int main(int argc, char** argv) {
   c_ret->add_option("--image-root", ev.image_root,
                     "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
   cli::EvalZeroShotCommand c_zeroshot(c_eval);
+  cli::EmbedCommand c_embed(&app);
+  cli::SearchCommand c_search(&app);
 
   // tsne
   TsneArgs ts;
@@ -535,6 +539,8 @@ int main(int argc, char** argv) {
     if (c_ft->parsed()) return run_eval_classification(ev, true);
     if (c_ret->parsed()) return run_eval_retrieval(ev);
     if (c_zeroshot.parsed()) return c_zeroshot.run();
+    if (c_embed.parsed()) return c_embed.run();
+    if (c_search.parsed()) return c_search.run();
     if (c_tsne->parsed()) return run_tsne(ts);
     if (c_rep->parsed()) {
       if (c_rep->count("--pretrain-seconds") > 0 && c_rep->count("--pretrain-steps") == 0) {

@@ -32,9 +32,7 @@ std::string slurp(const std::string& path) {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  CONVIRT_CHECK_VALUE(out.good(), "cannot open '", path.string(), "' for writing");
-  out << text;
+  write_file_atomically(path.string(), text, "Hugging Face model file");
 }
 }  // namespace
 
@@ -201,11 +199,26 @@ void save_hf_bert(const models::BertImpl& bert, const std::string& dir,
   if (!vocab_path.empty()) {
     std::ifstream in(vocab_path);
     CONVIRT_CHECK_VALUE(in.good(), "cannot open vocabulary '", vocab_path, "'");
+    std::ostringstream text;
+    text << in.rdbuf();
     int64_t lines = 0;
-    for (std::string line; std::getline(in, line);) ++lines;
+    std::istringstream count(text.str());
+    for (std::string line; std::getline(count, line);) ++lines;
     CONVIRT_CHECK_VALUE(lines == cfg.vocab_size(), "vocabulary '", vocab_path, "' has ", lines,
                         " entries but the model's vocab_size is ", cfg.vocab_size());
-    fs::copy_file(vocab_path, fs::path(dir) / "vocab.txt", fs::copy_options::overwrite_existing);
+    write_text(fs::path(dir) / "vocab.txt", text.str());
+    // What BertTokenizer.from_pretrained reads besides vocab.txt: convirt's tokenizer settings
+    // (lower-casing, accents following it, CJK split, BERT's special tokens), so a HF tokenizer
+    // loaded from this folder splits text as the model was trained.
+    const std::string specials =
+        "  \"unk_token\": \"[UNK]\",\n  \"sep_token\": \"[SEP]\",\n  \"pad_token\": "
+        "\"[PAD]\",\n  \"cls_token\": \"[CLS]\",\n  \"mask_token\": \"[MASK]\"\n";
+    write_text(fs::path(dir) / "special_tokens_map.json", "{\n" + specials + "}\n");
+    write_text(fs::path(dir) / "tokenizer_config.json",
+               "{\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"do_lower_case\": true,\n"
+               "  \"strip_accents\": null,\n  \"tokenize_chinese_chars\": true,\n"
+               "  \"model_max_length\": " +
+                   std::to_string(cfg.max_position_embeddings()) + ",\n" + specials + "}\n");
   }
   StateDict sd;
   for (const auto& item : module_state_dict(bert)) sd.insert(item.key(), item.value());

@@ -310,3 +310,72 @@ def test_zero_shot_errors(eval_fixture):
         ev.zero_shot(eval_fixture["model"], prompts=3, **common)
     with pytest.raises(ValueError, match="dataset must be one of"):
         ev.zero_shot(eval_fixture["model"], "imagenet", **common)
+
+
+# -- embed / search: embeddings out of a checkpoint and a nearest-neighbour search over them --------
+
+def test_embed_and_search_bindings(eval_fixture, tmp_path):
+    models = pytest.importorskip("convirt.models")
+    s = eval_fixture["summary"]
+    images = str(eval_fixture["root"] / "data" / "chexpert" / "CheXpert-v1.0-small" / "valid")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("There is a small effusion.\n\nNo pneumothorax.\n")
+    out = tmp_path / "emb.safetensors"
+    seen = []
+    r = ev.embed(eval_fixture["model"], out, images=images, texts=texts, vocab=eval_fixture["vocab"],
+                 features="both", batch_size=4, shard_size=6, workers=1, progress=seen.append)
+    assert r["files"] == [str(out)] and r["resumed"] == 0 and not r["skipped"]
+    assert len(r["image_paths"]) == 16 and r["texts"] == ["There is a small effusion.", "No pneumothorax."]
+    assert r["tensors"] == ["image_embeddings", "image_features", "text_embeddings", "text_features"]
+    assert seen[-1] == {"kind": "texts", "done": 2, "total": 2, "resumed": 0}
+    tensors, meta = models.read_safetensors(str(out))
+    model = models.load(str(eval_fixture["model"]))
+    assert tensors["image_embeddings"].shape == (16, model.output_dim)
+    assert tensors["text_features"].shape[0] == 2
+    assert json.loads(meta["image_paths"]) == r["image_paths"] and meta["format"] == "convirt-embeddings"
+
+    # Interrupted by the callback, the re-run resumes from the saved shards to the same result.
+    class Stop(Exception):
+        pass
+
+    def stop(p):
+        if p["kind"] == "images" and p["done"] > 6:
+            raise Stop()
+
+    part = tmp_path / "part.safetensors"
+    kwargs = dict(images=images, texts=texts, vocab=eval_fixture["vocab"], features="both",
+                  batch_size=4, shard_size=6, workers=1)
+    with pytest.raises(Stop):
+        ev.embed(eval_fixture["model"], part, progress=stop, **kwargs)
+    again = ev.embed(eval_fixture["model"], part, **kwargs)
+    assert again["resumed"] == 6
+    resumed, _ = models.read_safetensors(str(part))
+    assert all(torch.equal(resumed[k], tensors[k]) for k in tensors)
+
+    # .npy: NumPy reads the arrays; the sidecar lists the paths.
+    npy = ev.embed(eval_fixture["model"], tmp_path / "img.npy", images=images, workers=1)
+    assert npy["files"] == [str(tmp_path / "img.npy"), str(tmp_path / "img.json")]
+    assert np.allclose(np.load(tmp_path / "img.npy"), tensors["image_embeddings"].numpy(), atol=1e-5)
+    assert json.loads((tmp_path / "img.json").read_text())["image_paths"] == r["image_paths"]
+    ev.write_npy(str(tmp_path / "x.npy"), torch.arange(6, dtype=torch.int64).reshape(2, 3))
+    assert np.load(tmp_path / "x.npy").tolist() == [[0, 1, 2], [3, 4, 5]]
+
+    hits = ev.search(out, image=r["image_paths"][3], k=2)
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert hits[0]["item"] == r["image_paths"][3] and hits[0]["index"] == 3
+    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    by_text = ev.search(out, "small effusion", k=100, vocab=eval_fixture["vocab"])
+    assert len(by_text) == 16 and by_text[0]["score"] >= by_text[-1]["score"]
+    assert len(ev.search(out, "effusion", target="texts", vocab=eval_fixture["vocab"])) == 2
+
+    with pytest.raises(ValueError, match="k must be > 0, got 0"):
+        ev.search(out, "effusion", k=0, vocab=eval_fixture["vocab"])
+    with pytest.raises(ValueError, match="exactly one query"):
+        ev.search(out)
+    with pytest.raises(ValueError, match="images must name a folder"):
+        ev.embed(eval_fixture["model"], tmp_path / "e.safetensors", images=tmp_path / "missing")
+    # A re-run with another input list is refused rather than mixed into the saved shards.
+    with pytest.raises(Stop):
+        ev.embed(eval_fixture["model"], part, progress=stop, **kwargs)
+    with pytest.raises(ValueError, match="another list of images or texts"):
+        ev.embed(eval_fixture["model"], part, **dict(kwargs, texts=""))

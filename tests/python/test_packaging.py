@@ -144,7 +144,8 @@ def test_examples_run(tmp_path):
     env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
     examples = os.path.join(ROOT, "examples", "python")
     run([sys.executable, os.path.join(examples, "train_loop.py"), "--steps", "3", "--batch-size", "8",
-         "--workers", "0", "--image-size", "32", "--out", str(tmp_path)], env=env, capture_output=True)
+         "--workers", "0", "--image-size", "32", "--studies", "40", "--eval-every", "0", "--out",
+         str(tmp_path)], env=env, capture_output=True)
     state_dict = tmp_path / "resnet18_1ch.pt"
     assert state_dict.exists()
     out = run([sys.executable, os.path.join(examples, "use_with_torchvision.py"), "--state-dict",

@@ -20,6 +20,14 @@ Zero-shot classification from text prompts, as ``convirt eval zeroshot`` runs it
     r = ev.zero_shot("runs/demo/pretrain-convirt/model.pt", dataset="chexpert",
                      test_csv=".../valid.csv", prompts="prompts.json")
     print(r["metric_name"], r["metric"])
+
+Embeddings of an image folder and a text file, and a text-to-image search over them, as
+``convirt embed`` and ``convirt search`` run them::
+
+    ev.embed("runs/demo/pretrain-convirt/model.pt", "emb.safetensors", images="scans/",
+             texts="findings.txt")
+    for hit in ev.search("emb.safetensors", text="pleural effusion", k=5):
+        print(hit["rank"], hit["score"], hit["item"])
 """
 from __future__ import annotations
 
@@ -50,7 +58,7 @@ __all__ = [
     "tsne", "knn_label_agreement", "render_scatter_svg", "write_scatter_svg",
     "render_line_chart_svg", "write_line_chart_svg", "linear_probe",
     "fraction_key", "summarize", "chexpert_8x200_categories", "evaluate", "EVALUATE_DEFAULTS",
-    "PROTOCOLS", "zero_shot", "default_prompts",
+    "PROTOCOLS", "zero_shot", "default_prompts", "embed", "search", "write_npy",
 ]
 
 #: The protocols :func:`evaluate` runs.
@@ -283,3 +291,55 @@ def zero_shot(model: "os.PathLike[str] | str", dataset: str = "chexpert",
         r["results"].save(out)
     r["out"] = out
     return r
+
+
+write_npy = _C_eval.write_npy
+
+
+def embed(model: "os.PathLike[str] | str", out: "os.PathLike[str] | str", *,
+          images: "os.PathLike[str] | str" = "", texts: "os.PathLike[str] | str" = "",
+          features: Optional[str] = None, vocab: "Optional[os.PathLike[str] | str]" = None,
+          image_column: Optional[str] = None, image_root: "Optional[os.PathLike[str] | str]" = None,
+          image_size: Optional[int] = None, batch_size: Optional[int] = None,
+          shard_size: Optional[int] = None, threads: Optional[int] = None,
+          workers: Optional[int] = None,
+          progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+    """Embeddings of images and/or texts into one file (``convirt::pipeline::embed``, as
+    ``convirt embed``).
+
+    ``images`` is a folder (searched recursively for .png/.jpg/.jpeg/.dcm, sorted) or a CSV of paths
+    (``image_column``, relative to ``image_root`` or the CSV's folder); ``texts`` a file with one text
+    per line. ``out`` ends in .safetensors (tensors ``image_embeddings``, ``text_embeddings`` and/or
+    ``image_features``, ``text_features``, with the paths and texts in its metadata) or .npy (one array
+    per file and a JSON sidecar). ``features``: "projected" (default; what :func:`search` uses),
+    "encoder" or "both". Work is saved in shards of ``shard_size`` rows under ``<out>.parts``: a
+    re-run after an interruption resumes there, and one with another model or input list is refused.
+    ``progress`` is called with {"kind", "done", "total", "resumed"} after every batch. Options left
+    at None take the library's defaults (``convirt embed --help`` shows them).
+
+    Returns {"files", "image_paths", "texts", "skipped", "tensors", "resumed"}.
+    """
+    def opt(v):
+        return None if v is None else os.fspath(v)
+
+    return _C_eval.embed(model=os.fspath(model), out=os.fspath(out), images=os.fspath(images),
+                         texts=os.fspath(texts), features=features, vocab=opt(vocab),
+                         image_column=image_column, image_root=opt(image_root),
+                         image_size=image_size, batch_size=batch_size, shard_size=shard_size,
+                         threads=threads, workers=workers, progress=progress)
+
+
+def search(index: "os.PathLike[str] | str", text: str = "", image: "os.PathLike[str] | str" = "", *,
+           k: Optional[int] = None, target: Optional[str] = None,
+           model: "Optional[os.PathLike[str] | str]" = None,
+           vocab: "Optional[os.PathLike[str] | str]" = None) -> "list[Dict[str, Any]]":
+    """The ``k`` entries (default 10) of an :func:`embed` file nearest to a text or an image query by
+    cosine similarity of projected embeddings (``convirt::pipeline::search``, as ``convirt search``).
+
+    ``target`` is "images" (default) or "texts"; ``model`` defaults to the checkpoint the index
+    records and must be the one that wrote it. Returns a list of {"rank", "score", "index", "item"},
+    best first (``item``: the image path or text).
+    """
+    return _C_eval.search(index=os.fspath(index), text=text, image=os.fspath(image), k=k,
+                          target=target, model=None if model is None else os.fspath(model),
+                          vocab=None if vocab is None else os.fspath(vocab))

@@ -96,3 +96,18 @@ def zero_shot(model: Union[str, "os.PathLike[str]"], dataset: str = ...,
               batch_size: int = ..., workers: int = ..., threads: int = ...,
               out: Union[str, "os.PathLike[str]"] = ...) -> Dict[str, Any]:
     """Zero-shot classification of a labelled dataset's test split from text prompts."""
+def embed(model: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str]"], *,
+          images: Union[str, "os.PathLike[str]"] = ..., texts: Union[str, "os.PathLike[str]"] = ...,
+          features: Optional[str] = ..., vocab: Optional[Union[str, "os.PathLike[str]"]] = ...,
+          image_column: Optional[str] = ..., image_root: Optional[Union[str, "os.PathLike[str]"]] = ...,
+          image_size: Optional[int] = ..., batch_size: Optional[int] = ...,
+          shard_size: Optional[int] = ..., threads: Optional[int] = ..., workers: Optional[int] = ...,
+          progress: Optional[Callable[[Dict[str, Any]], None]] = ...) -> Dict[str, Any]:
+    """Embeddings of an image folder / CSV and a text file into .safetensors or .npy; resumable."""
+def search(index: Union[str, "os.PathLike[str]"], text: str = ...,
+           image: Union[str, "os.PathLike[str]"] = ..., *, k: Optional[int] = ...,
+           target: Optional[str] = ..., model: Optional[Union[str, "os.PathLike[str]"]] = ...,
+           vocab: Optional[Union[str, "os.PathLike[str]"]] = ...) -> List[Dict[str, Any]]:
+    """Nearest entries of an embeddings file to a text or image query (cosine, best first)."""
+def write_npy(path: str, array: torch.Tensor) -> None:
+    """Writes a tensor (float32/64, int64/32, uint8) as a NumPy .npy file, atomically."""

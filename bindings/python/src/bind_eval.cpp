@@ -14,6 +14,7 @@
 #include <convirt/eval/retrieval.h>
 #include <convirt/eval/tables.h>
 #include <convirt/eval/tsne.h>
+#include <convirt/pipeline/embed.h>
 #include <convirt/pipeline/evaluate.h>
 #include <convirt/pipeline/retrieval.h>
 #include <convirt/pipeline/zero_shot.h>
@@ -241,6 +242,42 @@ py::dict zero_shot(convirt::pipeline::ZeroShotOptions options, const std::string
   return d;
 }
 
+// Sets an option only when Python gave it, so every default stays in the C++ options struct.
+template <typename T, typename Setter>
+void set_if(const std::optional<T>& v, Setter&& set) {
+  if (v.has_value()) set(*v);
+}
+
+// pipeline::embed (as `convirt embed`). The progress callback runs with the GIL held; an exception
+// it raises stops the run, leaving the finished shards for a re-run to resume from.
+py::dict embed(const convirt::pipeline::EmbedOptions& options, const py::object& progress) {
+  convirt::pipeline::EmbedCallback cb;
+  if (!progress.is_none()) {
+    cb = [&progress](const convirt::pipeline::EmbedProgress& p) {
+      py::gil_scoped_acquire acquire;
+      py::dict d;
+      d["kind"] = p.kind;
+      d["done"] = p.done;
+      d["total"] = p.total;
+      d["resumed"] = p.resumed;
+      progress(d);
+    };
+  }
+  convirt::pipeline::EmbedResult r;
+  {
+    py::gil_scoped_release release;
+    r = convirt::pipeline::embed(options, cb);
+  }
+  py::dict d;
+  d["files"] = r.files;
+  d["image_paths"] = r.image_paths;
+  d["texts"] = r.texts;
+  d["skipped"] = r.skipped;
+  d["tensors"] = r.tensors;
+  d["resumed"] = r.resumed;
+  return d;
+}
+
 }  // namespace
 
 void bind_eval(py::module_& root) {
@@ -459,6 +496,73 @@ void bind_eval(py::module_& root) {
       py::arg("method_name") = "", py::arg("image_size") = 0, py::arg("batch_size") = 64,
       py::arg("workers") = 2, py::arg("threads") = 0,
       "Zero-shot classification of a labelled dataset's test split from text prompts.");
+  m.def(
+      "embed",
+      [](const std::string& model, const std::string& out, const std::string& images,
+         const std::string& texts, const std::optional<std::string>& features,
+         const std::optional<std::string>& vocab, const std::optional<std::string>& image_column,
+         const std::optional<std::string>& image_root, const std::optional<int64_t>& image_size,
+         const std::optional<int64_t>& batch_size, const std::optional<int64_t>& shard_size,
+         const std::optional<int64_t>& threads, const std::optional<int64_t>& workers,
+         const py::object& progress) {
+        convirt::pipeline::EmbedOptions o(model);
+        o.out(out).images(images).texts(texts);
+        set_if(features, [&](const auto& v) { o.features(v); });
+        set_if(vocab, [&](const auto& v) { o.vocab(v); });
+        set_if(image_column, [&](const auto& v) { o.image_column(v); });
+        set_if(image_root, [&](const auto& v) { o.image_root(v); });
+        set_if(image_size, [&](auto v) { o.image_size(v); });
+        set_if(batch_size, [&](auto v) { o.batch_size(v); });
+        set_if(shard_size, [&](auto v) { o.shard_size(v); });
+        set_if(threads, [&](auto v) { o.threads(v); });
+        set_if(workers, [&](auto v) { o.workers(v); });
+        return embed(o, progress);
+      },
+      py::kw_only(), py::arg("model"), py::arg("out"), py::arg("images") = "",
+      py::arg("texts") = "", py::arg("features") = py::none(), py::arg("vocab") = py::none(),
+      py::arg("image_column") = py::none(), py::arg("image_root") = py::none(),
+      py::arg("image_size") = py::none(), py::arg("batch_size") = py::none(),
+      py::arg("shard_size") = py::none(), py::arg("threads") = py::none(),
+      py::arg("workers") = py::none(), py::arg("progress") = py::none(),
+      "Embeddings of an image folder / CSV and a text file into .safetensors or .npy "
+      "(pipeline::embed); None = the library's default.");
+  m.def(
+      "search",
+      [](const std::string& index, const std::string& text, const std::string& image,
+         const std::optional<int64_t>& k, const std::optional<std::string>& target,
+         const std::optional<std::string>& model, const std::optional<std::string>& vocab) {
+        convirt::pipeline::SearchOptions o(index);
+        o.text(text).image(image);
+        set_if(k, [&](auto v) { o.k(v); });
+        set_if(target, [&](const auto& v) { o.target(v); });
+        set_if(model, [&](const auto& v) { o.model_path(v); });
+        set_if(vocab, [&](const auto& v) { o.vocab(v); });
+        std::vector<convirt::pipeline::SearchHit> hits;
+        {
+          py::gil_scoped_release release;
+          hits = convirt::pipeline::search(o);
+        }
+        py::list out;
+        for (const auto& h : hits) {
+          py::dict d;
+          d["rank"] = h.rank;
+          d["score"] = h.score;
+          d["index"] = h.index;
+          d["item"] = h.item;
+          out.append(d);
+        }
+        return out;
+      },
+      py::kw_only(), py::arg("index"), py::arg("text") = "", py::arg("image") = "",
+      py::arg("k") = py::none(), py::arg("target") = py::none(), py::arg("model") = py::none(),
+      py::arg("vocab") = py::none(),
+      "Nearest entries of an embeddings file to a text or image query (pipeline::search).");
+  m.def(
+      "write_npy",
+      [](const std::string& path, const torch::Tensor& array) {
+        convirt::pipeline::write_npy(path, array);
+      },
+      py::arg("path"), py::arg("array"), "Writes a tensor as a NumPy .npy file, atomically.");
   m.def(
       "default_prompts_json", [] { return convirt::pipeline::default_prompts().to_json(); },
       "The built-in zero-shot prompts (resources/prompts/default.json) as JSON text.");
