@@ -23,7 +23,8 @@ EmbedCommand::EmbedCommand(CLI::App* app) {
       ->capture_default_str();
   app_->add_option(
       "--vocab", o.vocab(),
-      "vocab.txt of the model (default: beside the checkpoint or in the folder above)");
+      "vocab.txt of the model (default: the one the model carries; for a model without one, "
+      "beside the checkpoint or in the folder above)");
   app_->add_option("--image-size", o.image_size(), "Input side in pixels (0: the model's)")
       ->capture_default_str();
   app_->add_option("--batch-size", o.batch_size(), "Images or texts per forward pass")

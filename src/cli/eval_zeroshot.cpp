@@ -15,7 +15,8 @@ EvalZeroShotCommand::EvalZeroShotCommand(CLI::App* eval) {
   app_->add_option("--model", o.model_path(), "convirt model checkpoint (model.pt)")->required();
   app_->add_option(
       "--vocab", o.vocab(),
-      "vocab.txt of the model (default: beside the checkpoint or in the folder above)");
+      "vocab.txt of the model (default: the one the model carries; for a model without one, "
+      "beside the checkpoint or in the folder above)");
   app_->add_option("--prompts", o.prompts_path(),
                    "Prompt file {\"labels\": {LABEL: {\"positive\": [...], \"negative\": [...]}}} "
                    "(default: the built-in prompts, resources/prompts/default.json)");

@@ -421,7 +421,9 @@ int main(int argc, char** argv) {
   auto* c_ret = c_eval->add_subcommand("retrieval", "Zero-shot retrieval on the 8x200 format");
   add_common(c_ret);
   c_ret->add_option("--retrieval-dir", ev.retrieval_dir, "Folder of the 8x200 CSVs")->required();
-  c_ret->add_option("--vocab", ev.vocab, "vocab.txt of the model (enables text->image)");
+  c_ret->add_option("--vocab", ev.vocab,
+                    "vocab.txt of the model (default: the one the model carries, which enables "
+                    "text->image; one given must match it)");
   c_ret->add_option("--image-root", ev.image_root,
                     "Folder holding CheXpert-v1.0-small (default: the retrieval folder's parent)");
   cli::EvalZeroShotCommand c_zeroshot(c_eval);

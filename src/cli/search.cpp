@@ -22,7 +22,8 @@ SearchCommand::SearchCommand(CLI::App* app) {
                    "Checkpoint that encodes the query (default: the one recorded in the index)");
   app_->add_option(
       "--vocab", o.vocab(),
-      "vocab.txt of the model (default: beside the checkpoint or in the folder above)");
+      "vocab.txt of the model (default: the one the model carries; for a model without one, "
+      "beside the checkpoint or in the folder above)");
   app_->add_flag("--json", json_, "Print the results as a JSON list");
 }
 

@@ -227,7 +227,11 @@ def test_text_init_loads_the_hf_folder_and_freezes_as_the_paper(corpus, tmp_path
     assert config["bert"]["config"]["num_hidden_layers"] == LAYERS
     assert config["bert"]["frozen_layers"] == LAYERS // 2 and config["bert"]["freeze_embeddings"]
     assert config["max_length"] == min(64, POSITIONS)
-    assert result["vocab"] == str(folder / "vocab.txt")
+    # The run uses (and keeps a copy of) the BERT folder's vocabulary; the model carries it too.
+    assert result["vocab"] == str(tmp_path / "u" / "vocab.txt")
+    assert (tmp_path / "u" / "vocab.txt").read_text().splitlines() == \
+        (folder / "vocab.txt").read_text().splitlines()
+    assert cm.read_vocabulary(result["model"]) == (folder / "vocab.txt").read_text().splitlines()
     loaded = cm.load(result["model"]).state_dict()
     checked = 0
     for key, value in sd.items():
@@ -281,7 +285,7 @@ def test_mismatching_text_init_names_the_key_and_shapes(corpus, tmp_path):
     torch.save(sd, folder / "pytorch_model.bin")
     with pytest.raises(ValueError, match=r"encoder\.layer\.1\.intermediate\.dense\.weight"):
         untrained(corpus, tmp_path / "b", text_init=folder)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="vocab and text_init both name the vocabulary"):
         train.pretrain(run_config(corpus, tmp_path / "c", text_init=folder, vocab=corpus / "vocab.txt"))
 
 

@@ -19,6 +19,7 @@ from typing import List, NamedTuple, Sequence, Union
 import torch
 import torch.distributed as _tdist
 
+from ._C import INFONCE_DEFAULTS as _LOSS_DEFAULTS
 from ._C import dist as _dist
 
 DistributedContext = _dist.DistributedContext
@@ -164,8 +165,8 @@ def infonce_loss_distributed(
     image_emb: torch.Tensor,
     text_emb: torch.Tensor,
     group: Group = None,
-    temperature: Union[float, torch.Tensor] = 0.1,
-    image_to_text_weight: float = 0.75,
+    temperature: Union[float, torch.Tensor] = _LOSS_DEFAULTS["temperature"],
+    image_to_text_weight: float = _LOSS_DEFAULTS["image_to_text_weight"],
     normalize: bool = True,
     eps: float = 1e-12,
     return_stats: bool = False,
@@ -205,8 +206,9 @@ class DistributedInfoNCELoss(torch.nn.Module):
         loss = criterion(v, u)
     """
 
-    def __init__(self, group: Group = None, temperature: float = 0.1,
-                 image_to_text_weight: float = 0.75, learnable_temperature: bool = False,
+    def __init__(self, group: Group = None, temperature: float = _LOSS_DEFAULTS["temperature"],
+                 image_to_text_weight: float = _LOSS_DEFAULTS["image_to_text_weight"],
+                 learnable_temperature: bool = False,
                  normalize: bool = True, eps: float = 1e-12):
         super().__init__()
         self.group = group

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple, Union
 
 import torch
 
+from ._C import INFONCE_DEFAULTS as _DEFAULTS
+
 __all__ = ["infonce_loss", "InfoNCELoss", "InfoNCEOutput"]
 
 
@@ -34,8 +36,8 @@ def _temperature_tensor(temperature: Union[float, torch.Tensor]) -> torch.Tensor
 def infonce_loss(
     image_emb: torch.Tensor,
     text_emb: torch.Tensor,
-    temperature: Union[float, torch.Tensor] = 0.1,
-    image_to_text_weight: float = 0.75,
+    temperature: Union[float, torch.Tensor] = _DEFAULTS["temperature"],
+    image_to_text_weight: float = _DEFAULTS["image_to_text_weight"],
     normalize: bool = True,
     eps: float = 1e-12,
     backend: str = "auto",
@@ -89,7 +91,8 @@ class InfoNCELoss(torch.nn.Module):
     MIN_TEMPERATURE = 0.01
     MAX_TEMPERATURE = 100.0
 
-    def __init__(self, temperature: float = 0.1, image_to_text_weight: float = 0.75,
+    def __init__(self, temperature: float = _DEFAULTS["temperature"],
+                 image_to_text_weight: float = _DEFAULTS["image_to_text_weight"],
                  normalize: bool = True, eps: float = 1e-12, backend: str = "auto",
                  learnable_temperature: bool = False):
         super().__init__()

@@ -125,8 +125,10 @@ void bind_dist(py::module_& m) {
         return std::make_tuple(o.loss, o.image_to_text, o.text_to_image, o.image_to_text_accuracy,
                                o.text_to_image_accuracy);
       },
-      py::arg("image_emb"), py::arg("text_emb"), py::arg("ctx"), py::arg("temperature") = 0.1,
-      py::arg("image_to_text_weight") = 0.75, py::arg("normalize") = true, py::arg("eps") = 1e-12,
+      py::arg("image_emb"), py::arg("text_emb"), py::arg("ctx"),
+      py::arg("temperature") = InfoNCEOptions().temperature(),
+      py::arg("image_to_text_weight") = InfoNCEOptions().image_to_text_weight(),
+      py::arg("normalize") = true, py::arg("eps") = 1e-12,
       py::call_guard<py::gil_scoped_release>());
 
   py::class_<dist::GradientSynchronizer>(

@@ -3,11 +3,22 @@
 
 #include <convirt/core/threads.h>
 #include <convirt/core/version.h>
+#include <convirt/loss/infonce.h>
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convirt native extension: tensor ops are registered with torch.ops.convirt on import";
   m.attr("__version__") = convirt::version();
   m.attr("cuda_kernels_available") = convirt::cuda_kernels_available();
+  // The loss's defaults (the paper's tau and lambda), written once in C++ (InfoNCEOptions); the
+  // Python signatures of convirt.infonce_loss, InfoNCELoss and convirt.dist read them from here.
+  {
+    const convirt::InfoNCEOptions d;
+    pybind11::dict defaults;
+    defaults["temperature"] = d.temperature();
+    defaults["image_to_text_weight"] = d.image_to_text_weight();
+    defaults["eps"] = d.eps();
+    m.attr("INFONCE_DEFAULTS") = defaults;
+  }
   m.def("set_num_threads", &convirt::set_num_threads, pybind11::arg("threads") = 0,
         "Sets LibTorch's intra-op threads: 0 = CONVIRT_NUM_THREADS / OMP_NUM_THREADS / all cores.");
   m.def("default_num_threads", &convirt::default_num_threads,

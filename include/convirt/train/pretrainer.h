@@ -16,6 +16,7 @@
 
 #include <convirt/data/loader.h>
 #include <convirt/dist/process_group.h>
+#include <convirt/loss/infonce.h>
 #include <convirt/models/convirt.h>
 #include <convirt/text/wordpiece.h>
 #include <convirt/train/precision.h>
@@ -50,9 +51,9 @@ struct PretrainOptions {
   /// Pairs per step on each rank: a step's global batch (the loss's negatives) is
   /// batch_size * distributed.world_size() pairs.
   TORCH_ARG(int64_t, batch_size) = 32;
-  /// tau and lambda of the loss (paper: 0.1, 0.75).
-  TORCH_ARG(double, temperature) = 0.1;
-  TORCH_ARG(double, image_to_text_weight) = 0.75;
+  /// tau and lambda of the loss: InfoNCEOptions' defaults (the paper's 0.1 and 0.75).
+  TORCH_ARG(double, temperature) = InfoNCEOptions().temperature();
+  TORCH_ARG(double, image_to_text_weight) = InfoNCEOptions().image_to_text_weight();
   /// Learn tau, starting at `temperature`, as CLIP learns its logit scale: in log space, clamped to
   /// [0.01, 100] (loss/infonce.h), without weight decay, checkpointed with the run. The paper keeps
   /// tau fixed (off). ConVIRT objective only.

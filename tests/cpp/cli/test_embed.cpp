@@ -27,13 +27,6 @@ using namespace convirt;
 
 namespace {
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct Run {
   int status = -1;
   std::string output;
@@ -45,7 +38,7 @@ Run run_convirt(const std::string& args, const fs::path& log) {
   const int raw = std::system(cmd.c_str());
   Run r;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.output = read_all(log);
+  r.output = test::read_text(log);
   return r;
 }
 
@@ -122,11 +115,11 @@ TEST_CASE("embed writes projected and encoder embeddings with the paths and text
   auto npy = pl::embed(pl::EmbedOptions(s.model).images(s.images).out((s.dir / "v.npy").string()));
   CHECK(npy.files ==
         std::vector<std::string>{(s.dir / "v.npy").string(), (s.dir / "v.json").string()});
-  const std::string bytes = read_all(s.dir / "v.npy");
+  const std::string bytes = test::read_text(s.dir / "v.npy");
   CHECK(bytes.substr(0, 6) == "\x93NUMPY");
   CHECK_THAT(bytes.substr(10, 80), Catch::Contains("'shape': (12, " + std::to_string(d) + ")"));
   CHECK(bytes.size() == 128 + static_cast<size_t>(12 * d * 4));
-  auto side = nlohmann::json::parse(read_all(s.dir / "v.json"));
+  auto side = nlohmann::json::parse(test::read_text(s.dir / "v.json"));
   CHECK(side["image_paths"].size() == 12);
   // Several arrays: one .npy each.
   auto both = pl::embed(s.options((s.dir / "w.npy").string()).features("both"));
@@ -275,7 +268,7 @@ TEST_CASE("embed and search: bad input names the option, the expected and the ac
                     Catch::Contains("query must be [4]") && Catch::Contains("[5]"));
 }
 
-TEST_CASE("search returns cosine top-k; image queries find themselves", "[pipeline][embed]") {
+TEST_CASE("search returns cosine top-k, and image queries find themselves", "[pipeline][embed]") {
   auto [idx, scores] = pl::nearest(torch::tensor({{1.f, 0.f}, {0.f, 2.f}, {3.f, 3.f}, {2.f, 0.f}}),
                                    torch::tensor({1.f, 0.1f}), 10);
   CHECK(idx.size(0) == 4);             // k above N gives N
@@ -297,7 +290,7 @@ TEST_CASE("search returns cosine top-k; image queries find themselves", "[pipeli
   CHECK(texts.size() == 3);
 }
 
-TEST_CASE("search by a finding's text ranks images with that finding first; the CLI runs it",
+TEST_CASE("search by a finding's text ranks images with that finding first, and the CLI runs it",
           "[pipeline][embed][cli]") {
   test::TempDir dir("convirt-embed");
   auto synth = pl::ensure_synthetic((dir / "data").string(), data::synthetic::SyntheticOptions()
@@ -318,21 +311,7 @@ TEST_CASE("search by a finding's text ranks images with that finding first; the 
   auto train = pl::load_pairs(synth.mimic_root, "train", pl::eval_transform(32), 1);
   auto val = pl::load_pairs(synth.mimic_root, "validate", pl::eval_transform(32), 1);
   auto tokenizer = pl::build_tokenizer(*train, 400, (dir / "vocab.txt").string());
-  models::ModelConfig c;
-  c.image_encoder("resnet18")
-      .resnet(models::ResNetOptions(18).base_width(4).in_channels(1))
-      .bert(models::BertOptions(models::BertConfig()
-                                    .vocab_size(tokenizer->vocab_size())
-                                    .hidden_size(32)
-                                    .num_hidden_layers(1)
-                                    .num_attention_heads(2)
-                                    .intermediate_size(64)
-                                    .max_position_embeddings(32))
-                .frozen_layers(0)
-                .freeze_embeddings(false))
-      .projection_dim(16)
-      .max_length(32)
-      .image_size(32);
+  const auto c = test::tiny_model_config(tokenizer->vocab_size());
   torch::manual_seed(0);
   train::Pretrainer trainer(models::make_convirt(c), tokenizer, train, val,
                             train::PretrainOptions((dir / "convirt").string())

@@ -65,21 +65,7 @@ struct SyntheticSetup {
   }
 
   models::ConVIRTModel model() const {
-    models::ModelConfig c;
-    c.image_encoder("resnet18")
-        .resnet(models::ResNetOptions(18).base_width(4).in_channels(1))
-        .bert(models::BertOptions(models::BertConfig()
-                                      .vocab_size(tokenizer->vocab_size())
-                                      .hidden_size(32)
-                                      .num_hidden_layers(1)
-                                      .num_attention_heads(2)
-                                      .intermediate_size(64)
-                                      .max_position_embeddings(32))
-                  .frozen_layers(0)
-                  .freeze_embeddings(false))
-        .projection_dim(16)
-        .max_length(32)
-        .image_size(32);
+    const auto c = test::tiny_model_config(tokenizer->vocab_size());
     torch::manual_seed(0);
     return models::make_convirt(c);
   }

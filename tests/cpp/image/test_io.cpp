@@ -69,7 +69,7 @@ TEST_CASE("PNG round trips exactly at 8 and 16 bits", "[image][io]") {
   CHECK(max_abs_diff(u8.to(torch::kFloat), (img16 * 255).round()) == 0);
 }
 
-TEST_CASE("RGBA drops alpha; channels option converts gray and RGB", "[image][io]") {
+TEST_CASE("RGBA drops alpha, and the channels option converts gray and RGB", "[image][io]") {
   if (!codec_available(ImageFormat::kPng) || !codec_available(ImageFormat::kJpeg)) {
     WARN("built without libpng or libturbojpeg: skipped");
     return;
