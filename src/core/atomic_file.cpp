@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 
@@ -65,6 +66,25 @@ void write_file_atomically(const std::string& path, std::string_view data,
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+int remove_dead_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    const auto at = file.rfind(".tmp.");
+    if (at == std::string::npos) continue;
+    const std::string pid = file.substr(at + 5);
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const pid_t owner = static_cast<pid_t>(std::stol(pid));
+    if (owner == ::getpid()) continue;
+    if (::kill(owner, 0) == 0 || errno == EPERM) continue;  // still alive
+    std::error_code rm;
+    if (std::filesystem::remove(entry.path(), rm)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace convirt

@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/dist/grad_sync.h>
 #include <convirt/dist/infonce.h>
@@ -542,7 +543,11 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   // One writer per folder (held until run() returns), and a resume only of the run these options
   // describe.
   std::unique_ptr<RunFolderLock> folder_lock;
-  if (main) folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
+  if (main) {
+    folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
+    // Temporaries of an earlier process killed mid-write (of any file of the folder) go now.
+    remove_dead_temporaries(options_.out_dir());
+  }
   state_->run_options =
       run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
   if (options_.resume()) {

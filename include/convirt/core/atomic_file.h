@@ -19,4 +19,9 @@ namespace convirt {
 void write_file_atomically(const std::string& path, std::string_view data,
                            const std::string& what = "file");
 
+/// Removes the `<name>.tmp.<pid>` files in `dir` whose writing process is gone: what a writer
+/// killed between creating and renaming its temporary leaves behind. A live process's temporary
+/// is never touched. Returns how many were removed. A run calls it once it holds its folder.
+int remove_dead_temporaries(const std::string& dir);
+
 }  // namespace convirt

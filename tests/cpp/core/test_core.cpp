@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -70,5 +71,31 @@ TEST_CASE("write_file_atomically replaces a file whole or not at all", "[core]")
     if (entry.path().filename().string().rfind("taken.tmp.", 0) == 0) ++leftovers;
   CHECK(leftovers == 0);
   CHECK(fs::is_directory(fs::path(folder) / "inner"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("remove_dead_temporaries removes what dead writers left, never a live one's", "[core]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("convirt-stale-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A pid that is certainly dead: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  auto touch = [&](const std::string& name) { std::ofstream(dir / name) << "partial"; };
+  touch("skipped.tsv.tmp." + std::to_string(child));
+  touch("model.pt.tmp." + std::to_string(child));
+  touch("run_options.json.tmp." + std::to_string(::getpid()));  // this process: alive
+  touch("notes.tmp.abc");                                       // not a writer's temporary
+  touch("model.pt");
+  CHECK(convirt::remove_dead_temporaries(dir.string()) == 2);
+  CHECK_FALSE(fs::exists(dir / ("skipped.tsv.tmp." + std::to_string(child))));
+  CHECK_FALSE(fs::exists(dir / ("model.pt.tmp." + std::to_string(child))));
+  CHECK(fs::exists(dir / ("run_options.json.tmp." + std::to_string(::getpid()))));
+  CHECK(fs::exists(dir / "notes.tmp.abc"));
+  CHECK(fs::exists(dir / "model.pt"));
+  CHECK(convirt::remove_dead_temporaries((dir / "missing").string()) == 0);
   fs::remove_all(dir);
 }
