@@ -12,9 +12,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "test_util.h"
 
 namespace convirt::test {
 
@@ -44,6 +49,25 @@ inline void write_small_model(const std::string& path) {
   auto model = models::make_convirt(config);
   io::save_convirt(*model, path);
 }
+
+#ifdef CONVIRT_CLI_PATH
+/// What a run of the `convirt` program gave: its exit status and its stdout + stderr.
+struct CliRun {
+  int status = -1;
+  std::string output;
+};
+
+/// Runs `convirt ARGS` (a shell-quoted argument string), its output captured in `log`.
+inline CliRun run_convirt(const std::string& args, const std::filesystem::path& log) {
+  const std::string cmd =
+      std::string("'") + CONVIRT_CLI_PATH + "' " + args + " > '" + log.string() + "' 2>&1";
+  const int raw = std::system(cmd.c_str());
+  CliRun r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.output = read_text(log);
+  return r;
+}
+#endif
 
 /// A ConVIRT model small enough to pretrain for a hundred steps in seconds at 32 px (grey ResNet-18
 /// of width 4, one BERT layer of width 32), for a vocabulary of `vocab_size` tokens.

@@ -27,21 +27,6 @@ using namespace convirt;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string output;
-};
-
-Run run_convirt(const std::string& args, const fs::path& log) {
-  const std::string cmd =
-      std::string("'") + CONVIRT_CLI_PATH + "' " + args + " > '" + log.string() + "' 2>&1";
-  const int raw = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.output = test::read_text(log);
-  return r;
-}
-
 // An untrained small checkpoint with a vocabulary beside it, 12 band images in two subfolders and
 // three texts.
 struct SmallSetup {
@@ -331,10 +316,10 @@ TEST_CASE("search by a finding's text ranks images with that finding first, and 
   // The labelled images of the synthetic CheXpert split, listed by its CSV ("Path" column, paths
   // relative to the folder above the dataset folder).
   const std::string out = (dir / "emb.safetensors").string();
-  auto run = run_convirt("embed --model '" + model + "' --images '" + synth.chexpert_valid_csv +
-                             "' --image-root '" + synth.chexpert_root + "' --out '" + out +
-                             "' --workers 1 --shard-size 128",
-                         dir / "log.txt");
+  auto run = test::run_convirt(
+      "embed --model '" + model + "' --images '" + synth.chexpert_valid_csv + "' --image-root '" +
+          synth.chexpert_root + "' --out '" + out + "' --workers 1 --shard-size 128",
+      dir / "log.txt");
   INFO(run.output);
   REQUIRE(run.status == 0);
   CHECK_THAT(run.output, Catch::Contains("[embed] images 128/300") &&
@@ -366,9 +351,9 @@ TEST_CASE("search by a finding's text ranks images with that finding first, and 
   CHECK(mean_auc > 0.6);
   CHECK(best_auc > 0.65);
 
-  auto cli = run_convirt("search --index '" + out + "' --text '" +
-                             pl::default_prompts().at("Edema").positive[0] + "' -k 4 --json",
-                         dir / "log2.txt");
+  auto cli = test::run_convirt("search --index '" + out + "' --text '" +
+                                   pl::default_prompts().at("Edema").positive[0] + "' -k 4 --json",
+                               dir / "log2.txt");
   INFO(cli.output);
   REQUIRE(cli.status == 0);
   auto hits = nlohmann::json::parse(cli.output);
@@ -376,24 +361,25 @@ TEST_CASE("search by a finding's text ranks images with that finding first, and 
   CHECK(hits[0]["rank"] == 1);
   CHECK(hits[0]["score"].get<double>() >= hits[3]["score"].get<double>());
   CHECK_THAT(hits[0]["item"].get<std::string>(), Catch::Contains("view1_frontal"));
-  auto plain = run_convirt("search --index '" + out + "' --text 'edema' -k 2", dir / "log3.txt");
+  auto plain =
+      test::run_convirt("search --index '" + out + "' --text 'edema' -k 2", dir / "log3.txt");
   CHECK(plain.status == 0);
   CHECK_THAT(plain.output, Catch::StartsWith("  1  ") && Catch::Contains("\n  2  ") &&
                                Catch::Contains("view1_frontal"));
 
   // Usage errors exit 2; run-time errors exit 1 naming the argument.
-  CHECK(run_convirt("search --index '" + out + "'", dir / "log4.txt").status == 2);
-  CHECK(run_convirt("search --index '" + out + "' --text a --image b", dir / "log5.txt").status ==
-        2);
-  auto k0 = run_convirt("search --index '" + out + "' --text a -k 0", dir / "log6.txt");
+  CHECK(test::run_convirt("search --index '" + out + "'", dir / "log4.txt").status == 2);
+  CHECK(test::run_convirt("search --index '" + out + "' --text a --image b", dir / "log5.txt")
+            .status == 2);
+  auto k0 = test::run_convirt("search --index '" + out + "' --text a -k 0", dir / "log6.txt");
   CHECK(k0.status == 2);
   CHECK_THAT(k0.output, Catch::Contains("-k must be > 0, got 0"));
-  CHECK(run_convirt("embed --model '" + model + "'", dir / "log7.txt").status == 2);
-  auto nothing = run_convirt("embed --model '" + model + "' --out x.npy", dir / "log9.txt");
+  CHECK(test::run_convirt("embed --model '" + model + "'", dir / "log7.txt").status == 2);
+  auto nothing = test::run_convirt("embed --model '" + model + "' --out x.npy", dir / "log9.txt");
   CHECK(nothing.status == 2);
   CHECK_THAT(nothing.output, Catch::Contains("give --images"));
-  auto missing = run_convirt("embed --model '" + model + "' --images /nonexistent --out x.npy",
-                             dir / "log8.txt");
+  auto missing = test::run_convirt(
+      "embed --model '" + model + "' --images /nonexistent --out x.npy", dir / "log8.txt");
   CHECK(missing.status == 1);
   CHECK_THAT(missing.output,
              Catch::Contains("images must name a folder") && Catch::Contains("/nonexistent"));

@@ -27,13 +27,6 @@ namespace {
 const std::vector<std::string> kTaskLabels = {"Atelectasis", "Cardiomegaly", "Edema",
                                               "Pleural Effusion", "Pneumonia"};
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A synthetic set whose labelled test split is large enough for a stable AUC, a vocabulary built
 // from its reports, and a tiny model that pretrains in seconds.
 struct SyntheticSetup {
@@ -102,21 +95,6 @@ struct SyntheticSetup {
         .workers(2);
   }
 };
-
-struct Run {
-  int status = -1;
-  std::string output;
-};
-
-Run run_convirt(const std::string& args, const fs::path& log) {
-  const std::string cmd =
-      std::string("'") + CONVIRT_CLI_PATH + "' " + args + " > '" + log.string() + "' 2>&1";
-  const int raw = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.output = read_all(log);
-  return r;
-}
 
 }  // namespace
 
@@ -240,30 +218,31 @@ TEST_CASE("zero-shot: a briefly pretrained model is far above chance, the CLI re
 
   // The command line: the same number, printed and written as results.json's zeroshot section.
   const fs::path out = s.dir / "zs.json";
-  auto run = run_convirt("eval zeroshot --model '" + trained + "' --test-csv '" +
-                             s.synth.chexpert_valid_csv +
-                             "' --labels Atelectasis Cardiomegaly Edema 'Pleural Effusion' "
-                             "Pneumonia --workers 1 --name ConVIRT --out '" +
-                             out.string() + "'",
-                         s.dir / "log.txt");
+  auto run = test::run_convirt("eval zeroshot --model '" + trained + "' --test-csv '" +
+                                   s.synth.chexpert_valid_csv +
+                                   "' --labels Atelectasis Cardiomegaly Edema 'Pleural Effusion' "
+                                   "Pneumonia --workers 1 --name ConVIRT --out '" +
+                                   out.string() + "'",
+                               s.dir / "log.txt");
   INFO(run.output);
   REQUIRE(run.status == 0);
   CHECK_THAT(run.output, Catch::Contains("mean_auc") && Catch::Contains("Pleural Effusion"));
   auto saved = eval::Results::load(out.string());
   REQUIRE(saved.zero_shot("ConVIRT", "CheXpert").has_value());
   CHECK(*saved.zero_shot("ConVIRT", "CheXpert") == Approx(100 * r.metric).margin(1e-6));
-  CHECK_THAT(read_all(out), Catch::Contains("\"zeroshot\""));
+  CHECK_THAT(test::read_text(out), Catch::Contains("\"zeroshot\""));
 
   // A prompt file that lacks a label of the dataset fails before any image is read.
   const fs::path prompts = s.dir / "prompts.json";
   test::write_text_file(prompts, R"({"labels": {"Edema": {"positive": ["Edema."]}}})");
-  auto bad = run_convirt("eval zeroshot --model '" + trained + "' --test-csv '" +
-                             s.synth.chexpert_valid_csv + "' --prompts '" + prompts.string() + "'",
-                         s.dir / "log2.txt");
+  auto bad =
+      test::run_convirt("eval zeroshot --model '" + trained + "' --test-csv '" +
+                            s.synth.chexpert_valid_csv + "' --prompts '" + prompts.string() + "'",
+                        s.dir / "log2.txt");
   CHECK(bad.status == 1);
   CHECK_THAT(bad.output, Catch::Contains("\"Atelectasis\" has no prompts"));
-  auto no_vocab = run_convirt("eval zeroshot --model '" + trained + "' --vocab /nonexistent.txt",
-                              s.dir / "log3.txt");
+  auto no_vocab = test::run_convirt(
+      "eval zeroshot --model '" + trained + "' --vocab /nonexistent.txt", s.dir / "log3.txt");
   CHECK(no_vocab.status == 1);
   CHECK_THAT(no_vocab.output, Catch::Contains("vocab: no such file"));
 }
