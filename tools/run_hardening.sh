@@ -11,14 +11,18 @@
 #   CONVIRT_FUZZ_SECONDS          seconds of fuzzing per target (default 15; 0 skips step 3)
 #   CONVIRT_FUZZ_SEED             libFuzzer's seed (default 1, so the test command explores the same
 #                                 inputs on every run; 0 draws a new seed each run, for longer hunts)
-#   CONVIRT_HARDENING_TESTS       test executables to run (default below)
+#   CONVIRT_HARDENING_TESTS       test executables to run (default below), or "all": every C++ suite
+#                                 (train, cli, eval, pipeline, dist and fault injection included)
 #   CONVIRT_HARDENING_JOBS        build jobs (default: nproc)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${CONVIRT_HARDENING_BUILD_DIR:-$root/build-hardening}
 fuzz_seconds=${CONVIRT_FUZZ_SECONDS:-15}
 fuzz_seed=${CONVIRT_FUZZ_SEED:-1}
+all_tests="test_core test_text test_data test_image test_models test_loss test_eval test_dist test_train
+  test_cli test_run_integrity test_fault_injection"
 tests=${CONVIRT_HARDENING_TESTS:-"test_core test_text test_data test_image test_models"}
+[[ $tests == all ]] && tests=$all_tests
 jobs=${CONVIRT_HARDENING_JOBS:-$(nproc)}
 cxx=${CONVIRT_HARDENING_CXX:-$(command -v clang++-14 || command -v clang++)}
 start=$(date +%s)

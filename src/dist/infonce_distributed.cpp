@@ -195,41 +195,26 @@ InfoNCEOutput infonce_loss_distributed_with_stats(const torch::Tensor& image_emb
   return compute(image_emb, text_emb, options, ctx, /*with_stats=*/true);
 }
 
-DistributedInfoNCELossImpl::DistributedInfoNCELossImpl(InfoNCEOptions options_,
-                                                       DistributedContext ctx)
-    : options(std::move(options_)), context(std::move(ctx)) {
-  reset();
-}
+namespace {
 
-void DistributedInfoNCELossImpl::reset() {
-  if (options.learnable_temperature().defined()) {
-    log_temperature = register_parameter("log_temperature",
-                                         initial_log_temperature(options.learnable_temperature()));
+class ProcessGroupBatch final : public GlobalBatch {
+ public:
+  explicit ProcessGroupBatch(DistributedContext ctx) : ctx_(std::move(ctx)) {}
+  int64_t rank() const override { return ctx_.rank(); }
+  int64_t world_size() const override { return ctx_.world_size(); }
+  InfoNCEOutput infonce(const torch::Tensor& image_emb, const torch::Tensor& text_emb,
+                        const InfoNCEOptions& options, bool with_stats) const override {
+    return compute(image_emb, text_emb, options, ctx_, with_stats);
   }
-}
 
-InfoNCEOptions DistributedInfoNCELossImpl::effective_options() const {
-  InfoNCEOptions o = options;
-  if (log_temperature.defined()) o.learnable_temperature(temperature_from_log(log_temperature));
-  return o;
-}
+ private:
+  DistributedContext ctx_;
+};
 
-torch::Tensor DistributedInfoNCELossImpl::forward(const torch::Tensor& image_emb,
-                                                  const torch::Tensor& text_emb) {
-  return infonce_loss_distributed(image_emb, text_emb, effective_options(), context);
-}
+}  // namespace
 
-InfoNCEOutput DistributedInfoNCELossImpl::forward_with_stats(const torch::Tensor& image_emb,
-                                                             const torch::Tensor& text_emb) {
-  return infonce_loss_distributed_with_stats(image_emb, text_emb, effective_options(), context);
-}
-
-void DistributedInfoNCELossImpl::pretty_print(std::ostream& stream) const {
-  stream << "convirt::dist::DistributedInfoNCELoss(temperature="
-         << (log_temperature.defined() ? std::string("learnable")
-                                       : std::to_string(options.temperature()))
-         << ", image_to_text_weight=" << options.image_to_text_weight()
-         << ", rank=" << context.rank() << ", world_size=" << context.world_size() << ")";
+std::shared_ptr<const GlobalBatch> global_batch(DistributedContext ctx) {
+  return std::make_shared<ProcessGroupBatch>(std::move(ctx));
 }
 
 }  // namespace convirt::dist

@@ -185,7 +185,9 @@ InfoNCEOutput infonce_loss_with_stats(const torch::Tensor& image_emb, const torc
   return {loss, i2t, t2i, acc_i2t, acc_t2i};
 }
 
-InfoNCELossImpl::InfoNCELossImpl(InfoNCEOptions options_) : options(std::move(options_)) {
+InfoNCELossImpl::InfoNCELossImpl(InfoNCEOptions options_,
+                                 std::shared_ptr<const GlobalBatch> global_batch_)
+    : options(std::move(options_)), global_batch(std::move(global_batch_)) {
   reset();
 }
 
@@ -222,13 +224,23 @@ InfoNCEOptions InfoNCELossImpl::effective_options() const {
   return o;
 }
 
+bool InfoNCELossImpl::spans_processes() const {
+  return global_batch != nullptr && global_batch->world_size() > 1;
+}
+
 torch::Tensor InfoNCELossImpl::forward(const torch::Tensor& image_emb,
                                        const torch::Tensor& text_emb) {
+  if (spans_processes()) {
+    return global_batch->infonce(image_emb, text_emb, effective_options(), false).loss;
+  }
   return infonce_loss(image_emb, text_emb, effective_options());
 }
 
 InfoNCEOutput InfoNCELossImpl::forward_with_stats(const torch::Tensor& image_emb,
                                                   const torch::Tensor& text_emb) {
+  if (spans_processes()) {
+    return global_batch->infonce(image_emb, text_emb, effective_options(), true);
+  }
   return infonce_loss_with_stats(image_emb, text_emb, effective_options());
 }
 
@@ -241,7 +253,11 @@ void InfoNCELossImpl::pretty_print(std::ostream& stream) const {
   }
   stream << ", image_to_text_weight=" << options.image_to_text_weight()
          << ", normalize=" << (options.normalize() ? "true" : "false")
-         << ", backend=" << to_string(options.backend()) << ")";
+         << ", backend=" << to_string(options.backend());
+  if (global_batch) {
+    stream << ", rank=" << global_batch->rank() << ", world_size=" << global_batch->world_size();
+  }
+  stream << ")";
 }
 
 }  // namespace convirt

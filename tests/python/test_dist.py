@@ -84,6 +84,12 @@ WORKER = textwrap.dedent(
                                              image_to_text_weight=0.6, return_stats=True)
         res.loss.backward()
         out[name] = [res.loss.detach(), vl.grad, ul.grad, tau.grad]
+    # The one InfoNCELoss module, given the group, learns log tau over the global batch.
+    crit = convirt.InfoNCELoss(temperature=0.2, image_to_text_weight=0.6,
+                               learnable_temperature=True, group=ctx).double()
+    vl = v[rows.start:rows.stop].clone().requires_grad_(True)
+    crit(vl, u[rows.start:rows.stop]).backward()
+    out["module"] = [vl.grad, crit.log_temperature.grad]
     lin = torch.nn.Linear(3, 2).double()
     if ctx.rank == 1:
         with torch.no_grad():
@@ -121,6 +127,9 @@ def test_two_ranks_equal_one_process_on_the_whole_batch(tmp_path, monkeypatch):
         assert torch.allclose(torch.cat([r[0][name][1], r[1][name][1]]), v.grad, atol=1e-12), name
         assert torch.allclose(torch.cat([r[0][name][2], r[1][name][2]]), u.grad, atol=1e-12), name
         assert (r[0][name][3] + r[1][name][3]).item() == pytest.approx(tau.grad.item(), abs=1e-12)
+    assert torch.allclose(torch.cat([r[0]["module"][0], r[1]["module"][0]]), v.grad, atol=1e-12)
+    log_tau_grad = (r[0]["module"][1] + r[1]["module"][1]).item()
+    assert log_tau_grad == pytest.approx(0.2 * tau.grad.item(), abs=1e-12)
     # Broadcast made the weights equal; the gradient is the sum over ranks of x = rank + 1.
     assert torch.equal(r[0]["lin"][0], r[1]["lin"][0])
     assert torch.allclose(r[0]["lin"][1], torch.full((2, 3), 3.0, dtype=torch.float64))

@@ -31,7 +31,6 @@ find_free_port = _dist.find_free_port
 __all__ = [
     "DistributedContext",
     "GradientSynchronizer",
-    "DistributedInfoNCELoss",
     "InfoNCEOutput",
     "gather_with_grad",
     "gloo_available",
@@ -194,35 +193,6 @@ def infonce_loss_distributed(
     else:
         out = _torch_loss(image_emb, text_emb, g, temperature, image_to_text_weight, normalize, eps)
     return out if return_stats else out.loss
-
-
-class DistributedInfoNCELoss(torch.nn.Module):
-    """Module form of :func:`infonce_loss_distributed`; ``learnable_temperature=True`` registers
-    the parameter ``temperature``.
-
-    Example::
-
-        criterion = convirt.dist.DistributedInfoNCELoss(ctx, temperature=0.1)
-        loss = criterion(v, u)
-    """
-
-    def __init__(self, group: Group = None, temperature: float = _LOSS_DEFAULTS["temperature"],
-                 image_to_text_weight: float = _LOSS_DEFAULTS["image_to_text_weight"],
-                 learnable_temperature: bool = False,
-                 normalize: bool = True, eps: float = 1e-12):
-        super().__init__()
-        self.group = group
-        self.image_to_text_weight = image_to_text_weight
-        self.normalize = normalize
-        self.eps = eps
-        if learnable_temperature:
-            self.temperature = torch.nn.Parameter(torch.tensor(float(temperature)))
-        else:
-            self.temperature = float(temperature)
-
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        return infonce_loss_distributed(image_emb, text_emb, self.group, self.temperature,
-                                        self.image_to_text_weight, self.normalize, self.eps)
 
 
 def broadcast_parameters(module: torch.nn.Module, group: Group = None, root: int = 0) -> None:

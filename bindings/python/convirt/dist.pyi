@@ -60,12 +60,6 @@ def infonce_loss_distributed(image_emb: torch.Tensor, text_emb: torch.Tensor, gr
                              eps: float = ..., return_stats: bool = ...) -> Any:
     """ConVIRT's loss over the global batch."""
 
-class DistributedInfoNCELoss(torch.nn.Module):
-    """Module form of infonce_loss_distributed."""
-    def __init__(self, group: Group = ..., temperature: float = ..., image_to_text_weight: float = ...,
-                 learnable_temperature: bool = ..., normalize: bool = ..., eps: float = ...) -> None: ...
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor: ...
-
 def broadcast_parameters(module: torch.nn.Module, group: Group = ..., root: int = ...) -> None:
     """Copies rank ``root``'s parameters and buffers into every rank's module."""
 def shard_range(total: int, rank: int, world_size: int) -> range:

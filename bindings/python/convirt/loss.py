@@ -81,10 +81,17 @@ class InfoNCELoss(torch.nn.Module):
     positive and finite; beyond a bound the gradient of ``log_temperature`` is zero. Without it the
     temperature is a float64 buffer, exactly the value given.
 
+    With ``group`` (a :class:`convirt.dist.DistributedContext` or a ``torch.distributed`` process
+    group) the same module takes its negatives from every rank's batch
+    (:func:`convirt.dist.infonce_loss_distributed`): one module either way, as open_clip's
+    ``ClipLoss`` takes an optional rank and world size. Synchronise ``log_temperature``'s gradient
+    like the model's.
+
     Example::
 
         criterion = convirt.InfoNCELoss(temperature=0.1, image_to_text_weight=0.75)
         loss = criterion(v, u)
+        across_ranks = convirt.InfoNCELoss(group=convirt.dist.DistributedContext.from_environment())
     """
 
     #: Bounds of a learnable temperature (CLIP's logit-scale clamp of 100 is tau >= 0.01).
@@ -94,8 +101,9 @@ class InfoNCELoss(torch.nn.Module):
     def __init__(self, temperature: float = _DEFAULTS["temperature"],
                  image_to_text_weight: float = _DEFAULTS["image_to_text_weight"],
                  normalize: bool = True, eps: float = 1e-12, backend: str = "auto",
-                 learnable_temperature: bool = False):
+                 learnable_temperature: bool = False, group: Any = None):
         super().__init__()
+        self.group = group
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= image_to_text_weight <= 1.0:
@@ -123,6 +131,11 @@ class InfoNCELoss(torch.nn.Module):
         return super().__getattr__(name)
 
     def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor, return_stats: bool = False):
+        if self.group is not None:
+            from .dist import infonce_loss_distributed  # convirt.dist imports this module
+            return infonce_loss_distributed(image_emb, text_emb, self.group, self.temperature,
+                                            self.image_to_text_weight, self.normalize, self.eps,
+                                            return_stats)
         return infonce_loss(image_emb, text_emb, self.temperature, self.image_to_text_weight,
                             self.normalize, self.eps, self.backend, return_stats)
 
@@ -130,4 +143,4 @@ class InfoNCELoss(torch.nn.Module):
         learnable = "log_temperature" in self._parameters
         return (f"temperature={float(self.temperature):g}{' (learnable)' if learnable else ''}, "
                 f"image_to_text_weight={self.image_to_text_weight}, normalize={self.normalize}, "
-                f"backend='{self.backend}'")
+                f"backend='{self.backend}'" + ("" if self.group is None else ", group=set"))

@@ -1,5 +1,5 @@
 # Type stubs for convirt.loss (the op is torch.ops.convirt.infonce_loss).
-from typing import List, Literal, NamedTuple, Union, overload
+from typing import Any, List, Literal, NamedTuple, Union, overload
 
 import torch
 
@@ -29,9 +29,10 @@ class InfoNCELoss(torch.nn.Module):
     normalize: bool
     eps: float
     backend: str
+    group: Any
     def __init__(self, temperature: float = ..., image_to_text_weight: float = ...,
                  normalize: bool = ..., eps: float = ..., backend: str = ...,
-                 learnable_temperature: bool = ...) -> None: ...
+                 learnable_temperature: bool = ..., group: Any = ...) -> None: ...
     def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
                 return_stats: bool = ...) -> Union[torch.Tensor, InfoNCEOutput]: ...
 

@@ -13,11 +13,9 @@
 #include <convirt/dist/process_group.h>
 #include <convirt/loss/infonce.h>
 
-#include <torch/nn/cloneable.h>
-#include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
-#include <ostream>
+#include <memory>
 
 namespace convirt::dist {
 
@@ -42,28 +40,13 @@ InfoNCEOutput infonce_loss_distributed_with_stats(const torch::Tensor& image_emb
                                                   const InfoNCEOptions& options,
                                                   const DistributedContext& ctx);
 
-/// Module form: InfoNCELoss with global negatives over `ctx`. A learnable temperature is learned
-/// in log space as the parameter "log_temperature", clamped as InfoNCELoss does (synchronise its
-/// gradient like the model's).
+/// The batch split over `ctx`'s ranks, for convirt::InfoNCELoss: with it the one loss module
+/// takes its negatives from every rank (infonce_loss_distributed), learns a temperature as it
+/// does on one process, and with a single rank runs the one-process loss.
 ///
 /// Example:
-///   convirt::dist::DistributedInfoNCELoss criterion(convirt::InfoNCEOptions(), ctx);
-///   auto loss = criterion(v_local, u_local);
-class DistributedInfoNCELossImpl : public torch::nn::Cloneable<DistributedInfoNCELossImpl> {
- public:
-  explicit DistributedInfoNCELossImpl(InfoNCEOptions options = {},
-                                      DistributedContext ctx = DistributedContext());
-  void reset() override;
-  torch::Tensor forward(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
-  InfoNCEOutput forward_with_stats(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
-  void pretty_print(std::ostream& stream) const override;
-  /// The options with the current learned tau (what forward() uses).
-  InfoNCEOptions effective_options() const;
-
-  InfoNCEOptions options;
-  DistributedContext context;
-  torch::Tensor log_temperature;  ///< defined when the temperature is learned
-};
-TORCH_MODULE(DistributedInfoNCELoss);
+///   convirt::InfoNCELoss criterion(convirt::InfoNCEOptions(), convirt::dist::global_batch(ctx));
+///   auto loss = criterion(v_local, u_local);  // synchronise log_temperature's gradient too
+std::shared_ptr<const GlobalBatch> global_batch(DistributedContext ctx);
 
 }  // namespace convirt::dist

@@ -8,6 +8,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 namespace convirt {
@@ -84,17 +86,38 @@ torch::Tensor temperature_from_log(const torch::Tensor& log_temperature);
 /// outside the bounds above.
 torch::Tensor initial_log_temperature(const torch::Tensor& initial);
 
-/// Module form of infonce_loss. With `learnable_temperature` set in the options (its value the
-/// initial tau), the module learns log tau as the parameter "log_temperature", as CLIP learns its
-/// logit scale, and the loss uses temperature_from_log() of it: no optimiser can make tau
-/// non-positive.
+/// A batch split across processes, as the loss sees it: the seam through which InfoNCELoss takes
+/// its negatives from every rank without the loss library depending on a process group.
+/// convirt::dist::global_batch(ctx) implements it over c10d; a user's own transport can too.
+class GlobalBatch {
+ public:
+  virtual ~GlobalBatch() = default;
+  virtual int64_t rank() const = 0;
+  virtual int64_t world_size() const = 0;
+  /// The loss over the whole global batch for this rank's rows [n, D] of each modality: the value
+  /// is the global L on every rank, the gradient this rank's share of it (so summing parameter
+  /// gradients over ranks gives the one-process gradient). Stats are filled when `with_stats`.
+  virtual InfoNCEOutput infonce(const torch::Tensor& image_emb, const torch::Tensor& text_emb,
+                                const InfoNCEOptions& options, bool with_stats) const = 0;
+};
+
+/// Module form of infonce_loss, for one process or, given a GlobalBatch, for a batch split across
+/// processes (one module either way, as open_clip's ClipLoss takes optional rank and world size).
+/// With `learnable_temperature` set in the options (its value the initial tau), the module learns
+/// log tau as the parameter "log_temperature", as CLIP learns its logit scale, and the loss uses
+/// temperature_from_log() of it: no optimiser can make tau non-positive.
 ///
 /// Example:
 ///   convirt::InfoNCELoss criterion(convirt::InfoNCEOptions().image_to_text_weight(0.75));
 ///   auto loss = criterion(v, u);
+///   // across processes (#include <convirt/dist/infonce.h>):
+///   convirt::InfoNCELoss global(convirt::InfoNCEOptions(), convirt::dist::global_batch(ctx));
 class InfoNCELossImpl : public torch::nn::Cloneable<InfoNCELossImpl> {
  public:
-  explicit InfoNCELossImpl(InfoNCEOptions options = {});
+  /// `global_batch` null, or of world size 1: the one-process loss (fused kernels where they
+  /// exist). Otherwise this rank's rows are scored against every rank's.
+  explicit InfoNCELossImpl(InfoNCEOptions options = {},
+                           std::shared_ptr<const GlobalBatch> global_batch = nullptr);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
   InfoNCEOutput forward_with_stats(const torch::Tensor& image_emb, const torch::Tensor& text_emb);
@@ -103,9 +126,12 @@ class InfoNCELossImpl : public torch::nn::Cloneable<InfoNCELossImpl> {
   torch::Tensor temperature() const;
   /// The options with the current learned tau in learnable_temperature (what forward() uses).
   InfoNCEOptions effective_options() const;
+  /// Whether forward() scores against other processes' rows (a GlobalBatch of world size > 1).
+  bool spans_processes() const;
 
   InfoNCEOptions options;
-  torch::Tensor log_temperature;  ///< defined when the temperature is learned
+  std::shared_ptr<const GlobalBatch> global_batch;  ///< null: one process
+  torch::Tensor log_temperature;                    ///< defined when the temperature is learned
 };
 TORCH_MODULE(InfoNCELoss);
 

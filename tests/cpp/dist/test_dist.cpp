@@ -63,9 +63,28 @@ std::vector<torch::Tensor> run_loss_scenario(const DistributedContext& ctx) {
   auto opts = convirt::InfoNCEOptions().learnable_temperature(tau).image_to_text_weight(0.7);
   auto out = convirt::dist::infonce_loss_distributed_with_stats(v, u, opts, ctx);
   out.loss.backward();
-  return {
-      out.loss.detach(),          out.image_to_text, out.text_to_image, out.image_to_text_accuracy,
-      out.text_to_image_accuracy, v.grad(),          u.grad(),          tau.grad()};
+  // The one InfoNCELoss module, given the global batch, computes the same global loss; it learns
+  // log tau, so its temperature's gradient is d/dlog(tau) = tau * d/dtau.
+  convirt::InfoNCELoss module(convirt::InfoNCEOptions()
+                                  .learnable_temperature(torch::full({}, 0.2, torch::kDouble))
+                                  .image_to_text_weight(0.7),
+                              convirt::dist::global_batch(ctx));
+  REQUIRE(module->spans_processes() == (ctx.world_size() > 1));
+  auto v2 = v.detach().clone().requires_grad_(true);
+  auto module_out = module->forward_with_stats(v2, u.detach());
+  module_out.loss.backward();
+  return {out.loss.detach(),
+          out.image_to_text,
+          out.text_to_image,
+          out.image_to_text_accuracy,
+          out.text_to_image_accuracy,
+          v.grad(),
+          u.grad(),
+          tau.grad(),
+          module_out.loss.detach(),
+          module_out.image_to_text_accuracy,
+          v2.grad(),
+          module->log_temperature.grad()};
 }
 
 struct Towers {
@@ -409,7 +428,8 @@ TEST_CASE("distributed loss on one process equals the one-process loss", "[dist]
   CHECK(h.scalar_type() == torch::kFloat);
   CHECK(std::abs(h.item<double>() - ref.loss.item<double>()) < 1e-2);
 
-  convirt::dist::DistributedInfoNCELoss module(opts, ctx);
+  convirt::InfoNCELoss module(opts, convirt::dist::global_batch(ctx));
+  CHECK_FALSE(module->spans_processes());  // one rank: the one-process loss
   CHECK(convirt::test::max_abs_diff(module(data.image, data.text), ref.loss) < 1e-12);
 }
 
@@ -543,6 +563,13 @@ TEST_CASE("2 ranks: loss and gradients equal one process on the whole batch",
   CHECK(convirt::test::max_abs_diff(torch::cat({r0[6], r1[6]}), u.grad()) < 1e-12);
   // The temperature's gradient is split over ranks; their sum is the one-process gradient.
   CHECK(convirt::test::max_abs_diff(r0[7] + r1[7], tau.grad()) < 1e-12);
+  // The module with the global batch: same value, statistics and gradients (log-space tau).
+  for (auto* r : {&r0, &r1}) {
+    CHECK(torch::equal((*r)[8], (*r)[0]));
+    CHECK(torch::equal((*r)[9], (*r)[3]));
+  }
+  CHECK(convirt::test::max_abs_diff(torch::cat({r0[10], r1[10]}), v.grad()) < 1e-12);
+  CHECK(convirt::test::max_abs_diff(r0[11] + r1[11], 0.2 * tau.grad()) < 1e-12);
 }
 
 TEST_CASE("2 ranks: SGD steps end with the weights of 1 rank on the doubled batch",

@@ -23,7 +23,7 @@
 
 namespace {
 
-namespace tm = convirt::tile_math;
+namespace tile = convirt::tile_math;
 using convirt::detail::InfoNCELoops;
 
 struct NamedLoops {
@@ -87,8 +87,8 @@ TEST_CASE("each instruction set's loops agree with the baseline loops on odd siz
         // scale_row_and_reduce: the scaled row exactly, the max exactly, the sum to rounding.
         const float inv_tau = kind == 1 ? 0.01f : 10.0f;
         std::vector<float> r1 = make_row(n, kind, gen), r2 = r1;
-        const tm::LseState<float> s1 = base.scale_row_and_reduce(r1.data(), n, inv_tau);
-        const tm::LseState<float> s2 = loops->scale_row_and_reduce(r2.data(), n, inv_tau);
+        const tile::LseState<float> s1 = base.scale_row_and_reduce(r1.data(), n, inv_tau);
+        const tile::LseState<float> s2 = loops->scale_row_and_reduce(r2.data(), n, inv_tau);
         CHECK(r1 == r2);
         CHECK(s1.max == s2.max);
         CHECK(close(s2.sum, s1.sum, 2e-6f, 0.0f));
@@ -115,7 +115,7 @@ TEST_CASE("each instruction set's loops agree with the baseline loops on odd siz
         std::vector<float> raw = make_row(n, kind == 1 ? 0 : kind, gen);
         std::vector<float> col_lse(n);
         for (auto& x : col_lse) x = std::normal_distribution<float>(2.0f, 1.0f)(gen);
-        const tm::GradWeights<float> w = tm::grad_weights(1.0f, 0.75f, n);
+        const tile::GradWeights<float> w = tile::grad_weights(1.0f, 0.75f, n);
         std::vector<float> g1 = raw, g2 = raw;
         const float row_lse = 3.0f;
         const float a1 = base.gradient_row(g1.data(), col_lse.data(), n, row_lse, 0.5f, w);
