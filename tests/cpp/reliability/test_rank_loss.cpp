@@ -425,8 +425,9 @@ TEST_CASE("rank loss launcher", "[.][rank_loss_launcher]") {
   std::_Exit(dist::launch(dist::LaunchOptions().nproc(2), argv));
 }
 
-TEST_CASE("rank 0, then rank 1 killed while rank 0 writes a checkpoint, then the same command",
-          "[reliability][rank_loss]") {
+TEST_CASE(
+    "rank 0 and then rank 1 killed while rank 0 writes a checkpoint: the rerun ends identical",
+    "[reliability][rank_loss]") {
   if (!dist::gloo_available()) {
     WARN("skipped: this build of convirt::dist has no Gloo, so it cannot run several ranks");
     return;
@@ -470,8 +471,9 @@ TEST_CASE("rank 0, then rank 1 killed while rank 0 writes a checkpoint, then the
   }
 }
 
-TEST_CASE("a rank killed at random moments, then the same command: the final files are identical",
-          "[reliability][rank_loss]") {
+TEST_CASE(
+    "a rank killed at random moments and the same command rerun: the final files are identical",
+    "[reliability][rank_loss]") {
   if (!dist::gloo_available()) {
     WARN("skipped: this build of convirt::dist has no Gloo, so it cannot run several ranks");
     return;
