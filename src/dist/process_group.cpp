@@ -101,6 +101,9 @@ std::string describe(const char* op, int64_t rank, int64_t world, double timeout
 // still runs (a pid alone could be reused by another process once the rank is gone).
 struct ProcessIdentity {
   std::string host;
+  // Where its pid means something: the machine's boot id and the pid namespace. Host names can
+  // repeat across machines, and containers on one machine number their processes separately.
+  std::string pid_space;
   long long pid = 0;
   unsigned long long start_time = 0;  // field 22 of /proc/<pid>/stat, in clock ticks since boot
 };
@@ -109,6 +112,16 @@ std::string this_host() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
   return buf;
+}
+
+std::string this_pid_space() {
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  char ns[128] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+  // Without /proc the host name is the best guess left.
+  if (boot.empty() || n <= 0) return "host:" + this_host();
+  return boot + "/" + std::string(ns, static_cast<size_t>(n));
 }
 
 // State and start time of a process from /proc/<pid>/stat; false when it does not exist. The
@@ -134,6 +147,7 @@ bool read_proc_stat(long long pid, char* state, unsigned long long* start_time) 
 ProcessIdentity self_identity() {
   ProcessIdentity id;
   id.host = this_host();
+  id.pid_space = this_pid_space();
   id.pid = static_cast<long long>(::getpid());
   char state = '?';
   read_proc_stat(id.pid, &state, &id.start_time);
@@ -141,13 +155,14 @@ ProcessIdentity self_identity() {
 }
 
 std::string encode(const ProcessIdentity& id) {
-  return std::to_string(id.pid) + " " + std::to_string(id.start_time) + " " + id.host;
+  return std::to_string(id.pid) + " " + std::to_string(id.start_time) + " " + id.pid_space + " " +
+         id.host;
 }
 
 ProcessIdentity decode(const std::string& text) {
   ProcessIdentity id;
   std::istringstream in(text);
-  in >> id.pid >> id.start_time;
+  in >> id.pid >> id.start_time >> id.pid_space;
   std::getline(in >> std::ws, id.host);
   return id;
 }
@@ -230,18 +245,18 @@ struct ContextImpl : std::enable_shared_from_this<ContextImpl> {
   // the kernel marks the process as ended, so this looks for up to a second.
   std::string lost_ranks() const {
     if (peers.empty()) return "";
-    const std::string here = this_host();
+    const std::string here = this_pid_space();
     std::vector<std::string> lost, unchecked;
     for (int attempt = 0; attempt < 20 && lost.empty(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       unchecked.clear();
       for (size_t r = 0; r < peers.size(); ++r) {
         if (static_cast<int64_t>(r) == options.rank()) continue;
-        if (peers[r].host != here) {
+        if (peers[r].pid_space != here) {
           unchecked.push_back(std::to_string(r));
         } else if (process_ended(peers[r])) {
           lost.push_back("rank " + std::to_string(r) + " (process " + std::to_string(peers[r].pid) +
-                         " on " + here + " has ended)");
+                         " on " + peers[r].host + " has ended)");
         }
       }
     }

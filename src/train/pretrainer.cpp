@@ -569,8 +569,10 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   if (main) {
     log = std::make_unique<JsonLinesWriter>((out / "metrics.jsonl").string());
     // Steps after the checkpoint are redone: their old records (from the run that died) go, so
-    // each step is logged once.
-    log->drop_records_after(state_->step);
+    // each step is logged once. So does a "done" record left last: the run that wrote it finished
+    // after this checkpoint (e.g. another rank was lost after the end), and this one writes its
+    // own.
+    log->drop_records_after(state_->step, "done");
     // What the weights started from travels with the metrics (and, in the config, with every
     // saved model): one record at step 0, replacing the one of an earlier start from step 0.
     if (state_->step == 0 && !model_->config().initial_weights().empty()) {

@@ -490,7 +490,7 @@ TEST_CASE(
   REQUIRE(attempts >= 1);
   const fs::path run = w.dir.path() / "random-kills";
   fs::remove_all(run);
-  int kills = 0, finished_early = 0;
+  int kills = 0, finished_early = 0, after_the_end = 0;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     const Launcher l = attempt % 2 == 0 ? Launcher::kCli : Launcher::kLibrary;
     Kill k;
@@ -501,7 +501,14 @@ TEST_CASE(
     const Outcome o = run_and_kill(l, run, "random-" + std::to_string(attempt), k);
     INFO("attempt " << attempt << " (" << name(l) << "): rank " << k.victim << " after " << k.steps
                     << " steps + " << k.extra << " s");
-    if (o.killed) {
+    if (o.killed && o.log.find("pretraining stopped (") != std::string::npos) {
+      // The victim died after the job's last collective: the survivor (rank 0) had finished and
+      // wrote model.pt; the launcher still reports the lost rank, and the rerun changes nothing.
+      ++kills;
+      ++after_the_end;
+      CHECK(o.status.exit_code == 128 + SIGKILL);
+      CHECK(o.log.find("convirt launch: rank 1 was killed by signal 9") != std::string::npos);
+    } else if (o.killed) {
       ++kills;
       require_rank_loss_reported(o, k.victim);
     } else {
@@ -512,7 +519,8 @@ TEST_CASE(
     if (had_checkpoint) CHECK(o.log.find("resumed from") != std::string::npos);
     require_nothing_half_written(run);
   }
-  std::printf("%d kills, %d runs finished before their kill\n", kills, finished_early);
+  std::printf("%d kills (%d after the job's last collective), %d runs finished before their kill\n",
+              kills, after_the_end, finished_early);
   CHECK(kills >= (attempts + 1) / 2);
   const Launcher l = attempts % 2 == 0 ? Launcher::kCli : Launcher::kLibrary;
   const fs::path log = w.log("random-final");
