@@ -14,17 +14,22 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 namespace convirt::dist {
 
@@ -92,6 +97,86 @@ std::string describe(const char* op, int64_t rank, int64_t world, double timeout
   return os.str();
 }
 
+// Who a rank is, as the operating system knows it: enough to tell later whether that very process
+// still runs (a pid alone could be reused by another process once the rank is gone).
+struct ProcessIdentity {
+  std::string host;
+  // Where its pid means something: the machine's boot id and the pid namespace. Host names can
+  // repeat across machines, and containers on one machine number their processes separately.
+  std::string pid_space;
+  long long pid = 0;
+  unsigned long long start_time = 0;  // field 22 of /proc/<pid>/stat, in clock ticks since boot
+};
+
+std::string this_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+std::string this_pid_space() {
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  char ns[128] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+  // Without /proc the host name is the best guess left.
+  if (boot.empty() || n <= 0) return "host:" + this_host();
+  return boot + "/" + std::string(ns, static_cast<size_t>(n));
+}
+
+// State and start time of a process from /proc/<pid>/stat; false when it does not exist. The
+// command name (field 2) may hold spaces and parentheses, so fields are counted after the last ')'.
+bool read_proc_stat(long long pid, char* state, unsigned long long* start_time) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text)) return false;
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream fields(text.substr(close + 1));
+  std::string field;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 3) *state = field.empty() ? '?' : field[0];
+    if (index == 22) {
+      *start_time = std::strtoull(field.c_str(), nullptr, 10);
+      return true;
+    }
+  }
+  return false;
+}
+
+ProcessIdentity self_identity() {
+  ProcessIdentity id;
+  id.host = this_host();
+  id.pid_space = this_pid_space();
+  id.pid = static_cast<long long>(::getpid());
+  char state = '?';
+  read_proc_stat(id.pid, &state, &id.start_time);
+  return id;
+}
+
+std::string encode(const ProcessIdentity& id) {
+  return std::to_string(id.pid) + " " + std::to_string(id.start_time) + " " + id.pid_space + " " +
+         id.host;
+}
+
+ProcessIdentity decode(const std::string& text) {
+  ProcessIdentity id;
+  std::istringstream in(text);
+  in >> id.pid >> id.start_time >> id.pid_space;
+  std::getline(in >> std::ws, id.host);
+  return id;
+}
+
+// Whether the process `id` (on this machine) has ended: gone, a zombie not yet reaped by its
+// parent, or its pid now belongs to a newer process.
+bool process_ended(const ProcessIdentity& id) {
+  char state = '?';
+  unsigned long long start = 0;
+  if (!read_proc_stat(id.pid, &state, &start)) return true;
+  if (state == 'Z' || state == 'X' || state == 'x') return true;
+  return id.start_time != 0 && start != id.start_time;
+}
+
 }  // namespace
 
 DistributedOptions DistributedOptions::from_environment() {
@@ -151,6 +236,41 @@ struct ContextImpl : std::enable_shared_from_this<ContextImpl> {
   // the first error instead of waiting out another timeout.
   std::mutex mutex;
   std::string failure;
+  // Every rank's process, exchanged at the rendezvous: a failed collective names the ranks whose
+  // process has ended, so the survivor's error says which rank was lost.
+  std::vector<ProcessIdentity> peers;
+
+  // The ranks on this machine whose process has ended, e.g. "lost rank 1 (process 4242 on node7
+  // has ended)". Gloo reports a dead peer as a closed connection, which can come a moment before
+  // the kernel marks the process as ended, so this looks for up to a second.
+  std::string lost_ranks() const {
+    if (peers.empty()) return "";
+    const std::string here = this_pid_space();
+    std::vector<std::string> lost, unchecked;
+    for (int attempt = 0; attempt < 20 && lost.empty(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      unchecked.clear();
+      for (size_t r = 0; r < peers.size(); ++r) {
+        if (static_cast<int64_t>(r) == options.rank()) continue;
+        if (peers[r].pid_space != here) {
+          unchecked.push_back(std::to_string(r));
+        } else if (process_ended(peers[r])) {
+          lost.push_back("rank " + std::to_string(r) + " (process " + std::to_string(peers[r].pid) +
+                         " on " + peers[r].host + " has ended)");
+        }
+      }
+    }
+    std::string out;
+    for (const auto& l : lost) out += (out.empty() ? "lost " : ", lost ") + l;
+    if (out.empty()) out = "no other rank's process on this machine has ended (one hung";
+    if (lost.empty()) out += unchecked.empty() ? ")" : ", or one on another machine was lost)";
+    if (!unchecked.empty()) {
+      std::string list;
+      for (const auto& u : unchecked) list += (list.empty() ? "" : ", ") + u;
+      out += "; ranks on other machines not checked from here: " + list;
+    }
+    return out;
+  }
 
   void check_usable(const char* op) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -159,7 +279,15 @@ struct ContextImpl : std::enable_shared_from_this<ContextImpl> {
   }
 
   [[noreturn]] void fail(const std::string& what, const std::string& cause) {
-    const std::string msg = what + ": " + cause;
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      first = failure.empty();
+    }
+    // Which rank is gone is what the user needs first; Gloo's own text (a closed connection, a
+    // timeout) follows.
+    const std::string lost = first ? lost_ranks() : "";
+    const std::string msg = what + (lost.empty() ? "" : ": " + lost) + ": " + cause;
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (failure.empty()) failure = msg;
@@ -274,6 +402,9 @@ DistributedContext::DistributedContext(const DistributedOptions& options)
     store_opts.waitWorkers = true;
     store_opts.timeout = impl_->timeout;
     impl_->store = c10::make_intrusive<::c10d::TCPStore>(options.master_addr(), store_opts);
+    const std::string identity = encode(self_identity());
+    impl_->store->set("convirt/process/" + std::to_string(options.rank()),
+                      std::vector<uint8_t>(identity.begin(), identity.end()));
 
     auto gloo_opts = detail::Group::Options::create(impl_->timeout);
     if (!options.gloo_interface().empty()) {
@@ -289,6 +420,11 @@ DistributedContext::DistributedContext(const DistributedOptions& options)
     impl_->group =
         c10::make_intrusive<detail::Group>(impl_->store, static_cast<int>(options.rank()),
                                            static_cast<int>(options.world_size()), gloo_opts);
+    // Every rank set its key before joining the group, so these are all there now.
+    for (int64_t r = 0; r < options.world_size(); ++r) {
+      const auto bytes = impl_->store->get("convirt/process/" + std::to_string(r));
+      impl_->peers.push_back(decode(std::string(bytes.begin(), bytes.end())));
+    }
   } catch (const c10::Error& e) {
     CONVIRT_CHECK(false, where, ": ", e.what_without_backtrace());
   } catch (const std::exception& e) {

@@ -86,14 +86,14 @@ void JsonLinesWriter::write(const MetricRecord& record) {
   }
 }
 
-int64_t JsonLinesWriter::drop_records_after(int64_t step) {
+int64_t JsonLinesWriter::drop_records_after(int64_t step, const std::string& last_type) {
   std::lock_guard<std::mutex> lock(mutex_);
   const off_t size = ::lseek(fd_, 0, SEEK_END);
   CONVIRT_CHECK(size >= 0, "cannot read metrics file '", path_, "': ", std::strerror(errno));
   std::string text(static_cast<size_t>(size), '\0');
   CONVIRT_CHECK(::pread(fd_, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()),
                 "cannot read metrics file '", path_, "': ", std::strerror(errno));
-  std::string kept;
+  std::vector<std::string> kept_lines;
   int64_t dropped = 0;
   size_t start = 0;
   while (start < text.size()) {
@@ -107,10 +107,19 @@ int64_t JsonLinesWriter::drop_records_after(int64_t step) {
     if (later) {
       ++dropped;
     } else {
-      kept += line + '\n';
+      kept_lines.push_back(line);
+    }
+  }
+  if (!last_type.empty() && !kept_lines.empty()) {
+    const auto last = nlohmann::json::parse(kept_lines.back(), nullptr, false);
+    if (last.is_object() && last.contains("type") && last["type"] == last_type) {
+      kept_lines.pop_back();
+      ++dropped;
     }
   }
   if (dropped == 0) return 0;
+  std::string kept;
+  for (const auto& line : kept_lines) kept += line + '\n';
   // Rewritten beside and renamed over, so a kill here leaves either the old or the new log.
   const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

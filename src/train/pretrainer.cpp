@@ -569,8 +569,10 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   if (main) {
     log = std::make_unique<JsonLinesWriter>((out / "metrics.jsonl").string());
     // Steps after the checkpoint are redone: their old records (from the run that died) go, so
-    // each step is logged once.
-    log->drop_records_after(state_->step);
+    // each step is logged once. So does a "done" record left last: the run that wrote it finished
+    // after this checkpoint (e.g. another rank was lost after the end), and this one writes its
+    // own.
+    log->drop_records_after(state_->step, "done");
     // What the weights started from travels with the metrics (and, in the config, with every
     // saved model): one record at step 0, replacing the one of an earlier start from step 0.
     if (state_->step == 0 && !model_->config().initial_weights().empty()) {
@@ -602,24 +604,25 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       state_->evals_without_improvement = 0;
       dist::run_on_main(
           ctx,
-          [&] {
-            const std::string tmp = best_model + ".tmp";
-            io::save_convirt(*model_, tmp);
-            fs::rename(tmp, best_model);
-          },
-          "writing " + best_model);
+          // save_convirt writes atomically (a temporary named after this process, renamed into
+          // place), so a kill leaves the previous best model and a temporary the next run removes.
+          [&] { io::save_convirt(*model_, best_model); }, "writing " + best_model);
     } else if (++state_->evals_without_improvement >= options_.lr_patience()) {
       state_->lr *= options_.lr_decay();
       for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(state_->lr);
       state_->evals_without_improvement = 0;
     }
-    save_state(last_ckpt);
+    // Logged before the checkpoint: a run that dies once the checkpoint is written (on
+    // distributed training, at the barrier that follows it, when another rank is lost) resumes
+    // after this step and would never log its evaluation. Logged first, a run that dies before
+    // the checkpoint resumes earlier and drops the record with the rest of the redone steps.
     write_log({{"type", std::string("eval")},
                {"step", state_->step},
                {"val_loss", val},
                {"best_val_loss", state_->best_val},
                {"lr", state_->lr},
                {"improved", int64_t{improved}}});
+    save_state(last_ckpt);
     if (print)
       std::fprintf(stderr, "[pretrain] eval %lld at step %lld: val loss %.4f (best %.4f at %lld)\n",
                    static_cast<long long>(state_->evals), static_cast<long long>(state_->step), val,

@@ -35,12 +35,15 @@ class JsonLinesWriter {
   JsonLinesWriter& operator=(const JsonLinesWriter&) = delete;
   void write(const MetricRecord& record);
   /// Removes the records whose "step" is greater than `step` (records without one stay), so that a
-  /// run resumed from a checkpoint at `step` logs the steps it redoes once, not twice. The file is
-  /// rewritten atomically; returns how many records were dropped.
+  /// run resumed from a checkpoint at `step` logs the steps it redoes once, not twice. A non-empty
+  /// `last_type` also removes the record left last if its "type" is that one (the trainer passes
+  /// "done": a run that finished after its last checkpoint, then resumed from it, e.g. because
+  /// another rank was lost after the end, writes its own "done" record). The file is rewritten
+  /// atomically; returns how many records were dropped.
   ///
   /// Example:
-  ///   log.drop_records_after(resumed_step);
-  int64_t drop_records_after(int64_t step);
+  ///   log.drop_records_after(resumed_step, "done");
+  int64_t drop_records_after(int64_t step, const std::string& last_type = "");
   const std::string& path() const { return path_; }
 
  private:

@@ -610,6 +610,8 @@ TEST_CASE("2 ranks: a killed rank makes the other fail with an error, not hang",
   INFO(report);
   CHECK(report.find("all_reduce on rank 0 of 2 failed") != std::string::npos);
   CHECK(report.find("unusable after an earlier failure") != std::string::npos);
+  // The error names the rank that was lost, not only the one that noticed.
+  CHECK(report.find("lost rank 1 (process ") != std::string::npos);
   CHECK(std::stod(report) < 10 + 5);
   CHECK(job.seconds < 30);
 }
@@ -623,6 +625,10 @@ TEST_CASE("2 ranks: a hung rank makes the other fail after the timeout",
   const std::string report = read_text(dir / "rank0.txt");
   INFO(report);
   CHECK(report.find("all_reduce on rank 0 of 2 failed") != std::string::npos);
+  // A hung rank is alive: no rank is named as lost.
+  CHECK(report.find("no other rank's process on this machine has ended (one hung)") !=
+        std::string::npos);
+  CHECK(report.find("lost rank") == std::string::npos);
   const double seconds = std::stod(report);
   CHECK(seconds >= 1.5);
   CHECK(seconds < 2 * 2 + 6);

@@ -181,4 +181,18 @@ TEST_CASE("metrics: records after a resumed step are dropped so that redone step
         "{\"loss\":1.0,\"step\":1}\n{\"loss\":1.0,\"step\":2}\n{\"loss\":1.0,\"step\":3}\n"
         "{\"steps\":5,\"type\":\"done\"}\n{\"step\":4}\n");
   CHECK(!fs::exists(path.string() + ".tmp." + std::to_string(::getpid())));
+
+  // As the trainer resumes: a "done" record left last goes too (its run finished after the
+  // checkpoint), one followed by other records stays.
+  const fs::path finished = dir / "finished.jsonl";
+  {
+    train::JsonLinesWriter done_log(finished.string());
+    for (int64_t step = 1; step <= 3; ++step) done_log.write({{"step", step}});
+    done_log.write({{"type", std::string("done")}, {"steps", int64_t{3}}});
+  }
+  train::JsonLinesWriter resumed(finished.string());
+  CHECK(resumed.drop_records_after(3, "done") == 1);
+  CHECK(resumed.drop_records_after(3, "done") == 0);
+  CHECK(read_file(finished) == "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n");
+  CHECK(log.drop_records_after(4, "done") == 0);
 }

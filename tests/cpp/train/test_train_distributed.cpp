@@ -361,6 +361,7 @@ TEST_CASE("2 ranks: a killed rank makes the other's run() fail with an error, no
   const std::string report = read_text(dir / "rank0.txt");
   INFO(report);
   CHECK(report.find("on rank 0 of 2 failed") != std::string::npos);
+  CHECK(report.find("lost rank 1 (process ") != std::string::npos);
   CHECK(std::stod(report) < 10 + 5);
   CHECK(job.seconds < 40);
 }
