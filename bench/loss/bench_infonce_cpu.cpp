@@ -8,7 +8,7 @@
 // a plain N x D x N SGEMM, rep after rep, so that load from other work on the machine falls on all
 // three alike; the table gives each one's median and the median of the per-rep ratios. The peak
 // resident memory of each side comes from a further child of its own (one run), so that it is that
-// side's alone. The fused path's phases (convirt/loss/infonce_cpu.h) are averaged over the reps.
+// side's alone. The fused path's phases (convirt/loss/infonce/cpu.h) are averaged over the reps.
 //
 //   bench_infonce_cpu [--sizes 1024,4096,8192] [--dim 512] [--reps 3] [--large 0] [--threads 0]
 //
@@ -16,7 +16,7 @@
 
 #include <convirt/core/threads.h>
 #include <convirt/loss/infonce.h>
-#include <convirt/loss/infonce_cpu.h>
+#include <convirt/loss/infonce/cpu.h>
 
 #include <sys/resource.h>
 #include <sys/wait.h>

@@ -4,9 +4,9 @@
 
 #include "svg_util.h"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -88,9 +88,7 @@ std::vector<double> ticks(const Axis& a) {
 }
 
 std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
+  return fmt::format("{:.6g}", v);
 }
 
 void check_panel(const LineChartPanel& p, size_t i) {

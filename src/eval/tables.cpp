@@ -2,11 +2,11 @@
 #include <convirt/core/check.h>
 #include <convirt/eval/tables.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -53,13 +53,10 @@ double read_number(const Json& j, const std::string& where) {
 
 std::string format_cell(const std::optional<ResultValue>& v, int decimals) {
   if (!v || !std::isfinite(v->mean)) return "-";
-  char buf[64];
   if (std::isfinite(v->stddev)) {
-    std::snprintf(buf, sizeof(buf), "%.*f ± %.*f", decimals, v->mean, decimals, v->stddev);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%.*f", decimals, v->mean);
+    return fmt::format("{:.{}f} ± {:.{}f}", v->mean, decimals, v->stddev, decimals);
   }
-  return buf;
+  return fmt::format("{:.{}f}", v->mean, decimals);
 }
 
 void write_atomically(const std::string& path, const std::string& text) {
@@ -72,9 +69,7 @@ void write_atomically(const std::string& path, const std::string& text) {
 std::string fraction_key(double fraction) {
   CONVIRT_CHECK_VALUE(fraction > 0.0 && fraction <= 1.0, "fraction must be in (0, 1], got ",
                       fraction);
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%g", fraction * 100.0);
-  return buf;
+  return fmt::format("{:g}", fraction * 100.0);
 }
 
 void Results::set(const std::string& section, const std::string& method, const std::string& group,

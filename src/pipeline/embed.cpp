@@ -14,12 +14,12 @@
 #include <convirt/pipeline/model_text.h>
 #include <convirt/text/wordpiece.h>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,9 +43,7 @@ std::string lower(std::string s) {
 }
 
 std::string hex64(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return fmt::format("{:016x}", h);
 }
 
 // FNV-1a over bytes: the same value on every platform (std::hash is not), cheap next to a forward
@@ -164,9 +162,7 @@ Features parse_features(const std::string& s) {
 }
 
 std::string shard_name(const std::string& kind, int64_t shard) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "-%06lld.safetensors", static_cast<long long>(shard));
-  return kind + buf;
+  return fmt::format("{}-{:06}.safetensors", kind, shard);
 }
 
 // One shard's rows: the tensors of the rows kept (unreadable images are left out) and their

@@ -3,11 +3,11 @@
 #include <convirt/io/torchvision.h>
 #include <convirt/train/initial_weights.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -39,11 +39,7 @@ class Sha256 {
     for (int i = 7; i >= 0; --i) block_[used_++] = static_cast<unsigned char>(bits >> (8 * i));
     compress();
     std::string out;
-    char buf[9];
-    for (uint32_t h : h_) {
-      std::snprintf(buf, sizeof(buf), "%08x", h);
-      out += buf;
-    }
+    for (uint32_t h : h_) out += fmt::format("{:08x}", h);
     return out;
   }
 

@@ -4,7 +4,7 @@
 // 8/16), all three element types, with poisoned outputs and bit-identical reruns. Exits 0 with
 // "skipped: no CUDA device" for the device part where there is none.
 
-#include <convirt/kernels/infonce/launch.h>
+#include <convirt/loss/infonce/cuda/launch.h>
 
 #include "infonce_reference.h"
 

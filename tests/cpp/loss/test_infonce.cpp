@@ -1,5 +1,5 @@
 #include <convirt/loss/infonce.h>
-#include <convirt/loss/tile_math.h>
+#include <convirt/loss/infonce/tile_math.h>
 
 #include <torch/torch.h>
 #include <catch2/catch.hpp>

@@ -2,7 +2,7 @@
 // build, the tiling, the loss's thread pool and its hold on the BLAS thread count.
 
 #include <convirt/loss/infonce.h>
-#include <convirt/loss/infonce_cpu.h>
+#include <convirt/loss/infonce/cpu.h>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -18,8 +18,8 @@
 #include <vector>
 
 // Internal headers of src/loss (the test target adds that folder to its include path).
-#include "infonce_cpu_loops.h"
-#include "infonce_cpu_threads.h"
+#include "loops.h"
+#include "threads.h"
 
 namespace {
 

@@ -1,9 +1,9 @@
-// Dispatcher registration of the InfoNCE ops: schemas, the CPU kernels, the autograd kernel of the
-// fused op, and the composite entry point that C++ (convirt::infonce_loss) and Python
-// (torch.ops.convirt.infonce_loss) both call, so the two share one code path.
+// The autograd kernel of the fused op convirt::infonce_fused: its forward and backward call the
+// device kernels (cpu/, cuda/) registered for convirt::infonce_forward / infonce_backward. The
+// schemas and the composite entry point are in op.cpp.
 
-#include "infonce_cpu_kernels.h"
-#include "infonce_internal.h"
+#include "cpu/kernels.h"  // ExpectBackward
+#include "internal.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
@@ -81,40 +81,10 @@ FusedForwardResult infonce_fused_no_grad(const at::Tensor& image, const at::Tens
 }  // namespace
 }  // namespace convirt::detail
 
-TORCH_LIBRARY(convirt, m) {
-  m.def(
-      "infonce_forward(Tensor image, Tensor text, Tensor temperature, float image_to_text_weight) "
-      "-> (Tensor loss, Tensor row_lse, Tensor col_lse, Tensor diag, Tensor row_max, "
-      "Tensor col_max)");
-  m.def(
-      "infonce_backward(Tensor grad_loss, Tensor image, Tensor text, Tensor temperature, "
-      "float image_to_text_weight, Tensor row_lse, Tensor col_lse) "
-      "-> (Tensor grad_image, Tensor grad_text, Tensor grad_temperature)");
-  m.def(
-      "infonce_fused(Tensor image, Tensor text, Tensor temperature, float image_to_text_weight) "
-      "-> (Tensor loss, Tensor row_lse, Tensor col_lse, Tensor diag, Tensor row_max, "
-      "Tensor col_max)");
-  m.def(
-      "infonce_loss(Tensor image, Tensor text, Tensor temperature, float "
-      "image_to_text_weight=0.75, "
-      "bool normalize=True, float eps=1e-12, str backend=\"auto\") "
-      "-> (Tensor loss, Tensor image_to_text, Tensor text_to_image, Tensor image_to_text_accuracy, "
-      "Tensor text_to_image_accuracy)");
-}
-
-TORCH_LIBRARY_IMPL(convirt, CPU, m) {
-  m.impl("infonce_forward", &convirt::detail::infonce_forward_cpu);
-  m.impl("infonce_backward", &convirt::detail::infonce_backward_cpu);
-}
-
 TORCH_LIBRARY_IMPL(convirt, Autograd, m) {
   m.impl("infonce_fused", &convirt::detail::infonce_fused_autograd);
 }
 
 TORCH_LIBRARY_IMPL(convirt, CompositeExplicitAutograd, m) {
   m.impl("infonce_fused", &convirt::detail::infonce_fused_no_grad);
-}
-
-TORCH_LIBRARY_IMPL(convirt, CompositeImplicitAutograd, m) {
-  m.impl("infonce_loss", &convirt::detail::infonce_loss_op);
 }

@@ -1,6 +1,6 @@
 #pragma once
 // The fused bidirectional InfoNCE kernels (templates; compiled once in
-// src/cuda/infonce_kernels.cu).
+// src/loss/infonce/cuda/kernels.cu).
 //
 // Forward, two launches plus one tiny one:
 //   1. forward_tiles_kernel, grid (row blocks, column splits): a block computes S = A B^T / tau
@@ -19,8 +19,8 @@
 // per-block partials summed in index order. No atomics anywhere, every reduction has a fixed order:
 // bit-identical reruns.
 
-#include <convirt/kernels/infonce/traits.h>
-#include <convirt/loss/tile_math.h>
+#include <convirt/loss/infonce/cuda/traits.h>
+#include <convirt/loss/infonce/tile_math.h>
 
 #include <cstdint>
 

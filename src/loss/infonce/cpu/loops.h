@@ -1,11 +1,11 @@
 #pragma once
 // The elementwise loops of the fused CPU InfoNCE path. They are compiled up to three times
-// (infonce_cpu_loops.inc: baseline x86-64, AVX2+FMA, AVX-512), and infonce_cpu.cpp picks one at run
+// (loops.inc: baseline x86-64, AVX2+FMA, AVX-512), and fused.cpp picks one at run
 // time,
 // because the exp and log-sum-exp passes are as costly as the GEMMs unless they run on the widest
 // vectors the CPU has. No Torch includes: these translation units compile in a second.
 
-#include <convirt/loss/tile_math.h>
+#include <convirt/loss/infonce/tile_math.h>
 
 #include <cstdint>
 

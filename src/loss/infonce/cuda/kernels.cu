@@ -2,8 +2,8 @@
 // Runtime choices (element type, aligned vector loads) become template/kernel arguments here and
 // nowhere else.
 
-#include <convirt/kernels/infonce/launch.h>
-#include <convirt/kernels/infonce/kernel.cuh>
+#include <convirt/loss/infonce/cuda/launch.h>
+#include <convirt/loss/infonce/cuda/kernel.cuh>
 
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "infonce_cpu_threads.h"
+#include "threads.h"
 
 #include <dlfcn.h>
 #include <unistd.h>

@@ -2,4 +2,4 @@
 // instruction for the exp and log-sum-exp passes on CPUs that have it.
 #define CONVIRT_LOOPS_NS loops_avx512
 #define CONVIRT_LOOPS_WITH_DOUBLE 0
-#include "infonce_cpu_loops.inc"
+#include "loops.inc"

@@ -8,7 +8,7 @@
 // fp64 has no tensor-core path: it runs the materialised formulation in ATen on the device, in
 // fp64.
 
-#include <convirt/kernels/infonce/launch.h>
+#include <convirt/loss/infonce/cuda/launch.h>
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

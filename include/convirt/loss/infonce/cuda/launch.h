@@ -1,6 +1,6 @@
 #pragma once
 // Host entry points of the fused CUDA InfoNCE kernels (compiled once in
-// src/cuda/infonce_kernels.cu). Torch-free: usable from the torch glue, the standalone test and any
+// src/loss/infonce/cuda/kernels.cu). Torch-free: usable from the torch glue, the standalone test and any
 // CUDA program.
 //
 // Example:
@@ -12,7 +12,7 @@
 //   cudaMalloc(&p.workspace, p.workspace_bytes);
 //   cudaError_t err = ki::forward(p, stream);
 
-#include <convirt/kernels/infonce/params.h>
+#include <convirt/loss/infonce/cuda/params.h>
 
 #include <cuda_runtime_api.h>
 

@@ -3,7 +3,7 @@
 // glue, the standalone test and the benchmark all fill the same structs (the flash-attention
 // layering: params, traits, kernel, launcher, torch glue).
 //
-// Notation as in <convirt/loss/tile_math.h>: A = image [n, d], B = text [n, d] (row-major,
+// Notation as in <convirt/loss/infonce/tile_math.h>: A = image [n, d], B = text [n, d] (row-major,
 // contiguous, already L2-normalised by the caller), S = A B^T / tau, lambda = image_to_text_weight.
 
 #include <cstddef>

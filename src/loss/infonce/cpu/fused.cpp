@@ -12,22 +12,23 @@
 // blocks of R of its rows) as further single-threaded GEMMs in one round of tasks. Extra memory:
 // O(N D + P N).
 //
-// All of it runs on the loss's own threads (infonce_cpu_threads.h explains why not OpenMP's plus
+// All of it runs on the loss's own threads (threads.h explains why not OpenMP's plus
 // the BLAS's). Every reduction runs in a fixed order that depends neither on the thread count nor
 // on which thread takes which task (each row or column is owned by one task; partial sums are
 // combined sequentially; the tiles depend on the cache sizes only), so results are run-to-run
 // identical.
 
-#include "infonce_cpu_kernels.h"
-#include "infonce_cpu_loops.h"
-#include "infonce_cpu_threads.h"
+#include "kernels.h"
+#include "loops.h"
+#include "threads.h"
 
 #include <convirt/core/check.h>
-#include <convirt/loss/infonce_cpu.h>
-#include <convirt/loss/tile_math.h>
+#include <convirt/loss/infonce/cpu.h>
+#include <convirt/loss/infonce/tile_math.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/library.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,7 +88,7 @@ int64_t tile_rows_for(int64_t d, int64_t element_size) {
   return std::clamp(rows, kMinTileRows, kMaxTileRows);
 }
 
-// ---- phase accounting (see convirt/loss/infonce_cpu.h) ----
+// ---- phase accounting (see convirt/loss/infonce/cpu.h) ----
 enum Phase {
   kForwardGemm,
   kRowPass,
@@ -566,3 +567,9 @@ InfoNCECpuTiling infonce_cpu_tiling(int64_t n, int64_t d, int64_t element_size) 
 }
 
 }  // namespace convirt
+
+// The fused op's device kernels for CPU tensors (schemas in ../op.cpp).
+TORCH_LIBRARY_IMPL(convirt, CPU, m) {
+  m.impl("infonce_forward", &convirt::detail::infonce_forward_cpu);
+  m.impl("infonce_backward", &convirt::detail::infonce_backward_cpu);
+}
