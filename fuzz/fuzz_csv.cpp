@@ -1,6 +1,7 @@
-// The CSV reader: parse_csv on arbitrary text, and read_csv (with and without a header) on the same
-// bytes written to a file, checking the documented shape (rows padded to the header's width) and
-// that csv_line/csv_escape round-trip every parsed row.
+// The CSV reader: parse_csv on arbitrary text, and read_csv (with and without a header, strict and
+// with skip_bad_rows) on the same bytes written to a file, checking the documented shape (every row
+// as wide as the header, a start line per row, bad rows refused or listed) and that
+// csv_line/csv_escape round-trip every parsed row.
 #include <convirt/data/csv.h>
 
 #include <cstdlib>
@@ -23,14 +24,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   });
   const std::string path = convirt::fuzz::write_file("table.csv", data, size);
-  convirt::fuzz::expect_clean([&] {
-    const auto table = read_csv(path, /*has_header=*/true);
-    for (size_t r = 0; r < table.rows.size(); ++r) {
-      if (table.rows[r].size() < table.header.size()) std::abort();
-      if (!table.header.empty()) table.get(r, table.header.front());
-    }
-    table.column("Path");
-  });
-  convirt::fuzz::expect_clean([&] { read_csv(path, /*has_header=*/false); });
+  for (const bool skip : {false, true}) {
+    convirt::fuzz::expect_clean([&] {
+      const auto table = read_csv(path, CsvOptions().skip_bad_rows(skip));
+      if (!skip && !table.skipped.empty()) std::abort();
+      if (table.lines.size() != table.rows.size()) std::abort();
+      for (size_t r = 0; r < table.rows.size(); ++r) {
+        if (table.rows[r].size() != table.header.size()) std::abort();
+        if (r > 0 && table.lines[r] <= table.lines[r - 1]) std::abort();
+        if (!table.header.empty()) table.get(r, table.header.front());
+      }
+      table.column("Path");
+    });
+    convirt::fuzz::expect_clean([&] {
+      const auto table = read_csv(path, CsvOptions().has_header(false).skip_bad_rows(skip));
+      for (const auto& row : table.rows) {
+        if (row.size() != table.rows.front().size()) std::abort();
+      }
+    });
+  }
   return 0;
 }

@@ -315,6 +315,9 @@ int main(int argc, char** argv) {
                    "Largest fraction of pairs that may be skipped as unusable (listed in "
                    "OUT/skipped.tsv); more stops the run (negative: no limit)")
       ->capture_default_str();
+  c_pre->add_flag("--skip-bad-rows", job.skip_bad_rows(),
+                  "Skip table rows that are ragged or not UTF-8, listed in OUT/skipped.tsv "
+                  "(default: an error naming the file, line and column)");
   c_pre
       ->add_option("--max-bad-steps", tr.max_bad_steps(),
                    "Consecutive non-finite losses before the run stops")
@@ -382,6 +385,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     c->add_option("--mura-level", o.mura_level(), "mura: AUC level: patient | study | image")
         ->capture_default_str();
+    c->add_flag("--skip-bad-rows", o.skip_bad_rows(),
+                "Skip and count table rows that are ragged or not UTF-8 (default: an error naming "
+                "the file, line and column)");
     c->add_option("--val-fraction", o.val_fraction(),
                   "Share of the training data held out for model selection")
         ->capture_default_str();

@@ -40,7 +40,7 @@ ChexpertDataset::ChexpertDataset(const std::string& csv_path, ChexpertOptions op
   channels_ = options_.channels();
   detail::check_channels(channels_, "ChexpertDataset");
   CONVIRT_CHECK_VALUE(!label_names_.empty(), "ChexpertDataset: labels must not be empty");
-  auto table = read_csv(csv_path);
+  auto table = detail::read_table(csv_path, options_.skip_bad_rows(), skipped_);
   const auto c_path = table.require_column("Path");
   const auto c_frontal = table.column("Frontal/Lateral");
   std::vector<int64_t> cols;
@@ -61,7 +61,7 @@ ChexpertDataset::ChexpertDataset(const std::string& csv_path, ChexpertOptions op
     for (size_t j = 0; j < cols.size() && ok; ++j) {
       double v = 0;
       if (!parse_label(row[cols[j]], &v)) {
-        skipped_.record({-1, csv_path + " row " + std::to_string(i + 2),
+        skipped_.record({-1, table.where(i),
                          "label '" + label_names_[j] + "' must be 1.0, 0.0, -1.0 or blank, got '" +
                              row[cols[j]] + "'"});
         ok = false;
@@ -92,8 +92,8 @@ ChexpertDataset::ChexpertDataset(const std::string& csv_path, ChexpertOptions op
     std::tie(r.study, r.patient) = chexpert_groups(row[c_path]);
     records_.push_back(std::move(r));
   }
-  skipped_.check_threshold(static_cast<int64_t>(table.rows.size()), options_.max_bad_fraction(),
-                           "ChexpertDataset(" + csv_path + ")");
+  skipped_.check_threshold(static_cast<int64_t>(table.rows.size() + table.skipped.size()),
+                           options_.max_bad_fraction(), "ChexpertDataset(" + csv_path + ")");
 }
 
 }  // namespace convirt::data

@@ -2,6 +2,7 @@
 // Internals shared by the dataset readers (not installed).
 
 #include <convirt/core/check.h>
+#include <convirt/data/csv.h>
 #include <convirt/data/sample.h>
 
 #include <cstdint>
@@ -57,6 +58,17 @@ void check_channels(int64_t channels, const char* what);
 /// wins and the plain join is returned when none exists (the missing file is then reported under
 /// that name).
 std::filesystem::path resolve_path(const std::filesystem::path& root, const std::string& relative);
+
+/// Offset of the first byte of `text` in [begin, end) that does not start a well-formed UTF-8
+/// sequence (overlong forms, surrogates and code points past U+10FFFF are invalid), or npos.
+size_t invalid_utf8_at(const std::string& text, size_t begin, size_t end);
+
+/// Reads a dataset table with the reader's skip_bad_rows option; each row left out (ragged, or
+/// invalid UTF-8) is recorded in `log` as "<path> line N" with its reason, so it is listed and
+/// counted with the reader's other skipped samples. Add `table.skipped.size()` to the total the
+/// reader's max_bad_fraction is checked against.
+CsvTable read_table(const std::string& path, bool skip_bad_rows, BadSampleLog& log,
+                    bool has_header = true);
 
 /// Reads a text file; throws BadSampleError for a missing or unreadable file.
 std::string read_text_file(const std::string& path);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 #include <unordered_map>
 
@@ -42,16 +43,32 @@ CovidxDataset::CovidxDataset(const std::string& root, const std::string& split_f
   int64_t total = 0, line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
+    const std::string where = list.string() + " line " + std::to_string(line_no);
+    // A line that is not UTF-8 or has too few fields is an error unless skip_bad_rows, as in every
+    // CSV table of the readers.
+    auto bad_line = [&](const std::string& why) {
+      CONVIRT_CHECK_VALUE(options_.skip_bad_rows(), "CovidxDataset: split file ", where, ": ", why,
+                          " (skip_bad_rows skips and counts such lines)");
+      skipped_.record({-1, where, why});
+    };
+    const size_t bad = detail::invalid_utf8_at(line, 0, line.size());
+    const unsigned bad_byte = bad == std::string::npos ? 0u : static_cast<unsigned char>(line[bad]);
     line = detail::trim(line);
     if (line.empty()) continue;
     ++total;
+    if (bad != std::string::npos) {
+      std::ostringstream os;
+      os << "invalid UTF-8: byte 0x" << std::hex << std::uppercase << std::setw(2)
+         << std::setfill('0') << bad_byte << std::dec << " at column " << bad + 1;
+      bad_line(os.str());
+      continue;
+    }
     std::vector<std::string> f;
     std::istringstream ls(line);
     for (std::string tok; ls >> tok;) f.push_back(tok);
-    const std::string where = list.string() + " line " + std::to_string(line_no);
     if (f.size() < 3) {
-      skipped_.record(
-          {-1, where, "expected 'patient_id filename label source', got '" + line + "'"});
+      bad_line("ragged line: expected 3 or 4 fields 'patient_id filename label [source]', got " +
+               std::to_string(f.size()) + " in '" + line + "'");
       continue;
     }
     // Lines have 4 fields ("... label source"); older files omit the source. Filenames never hold

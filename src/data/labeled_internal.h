@@ -61,6 +61,10 @@ class RecordList : public LabeledDataset {
     channels_ = channels;
   }
   void add(LabeledRecord r) { records_.push_back(std::move(r)); }
+  /// Reads a table whose left-out rows (skip_bad_rows) are listed among this set's skipped samples.
+  CsvTable read(const std::string& path, bool skip_bad_rows) {
+    return read_table(path, skip_bad_rows, skipped_);
+  }
   void skip(const std::string& path, const std::string& reason) {
     skipped_.record({-1, path, reason});
   }

@@ -32,8 +32,10 @@ MuraDataset::MuraDataset(const std::string& root, const std::string& split, Mura
       file_exists(base / "MURA-v1.1" / (split + "_image_paths.csv"))) {
     base = base / "MURA-v1.1";
   }
-  auto paths = read_csv((base / (split + "_image_paths.csv")).string(), /*has_header=*/false);
-  auto studies = read_csv((base / (split + "_labeled_studies.csv")).string(), /*has_header=*/false);
+  auto paths = detail::read_table((base / (split + "_image_paths.csv")).string(),
+                                  options_.skip_bad_rows(), skipped_, /*has_header=*/false);
+  auto studies = detail::read_table((base / (split + "_labeled_studies.csv")).string(),
+                                    options_.skip_bad_rows(), skipped_, /*has_header=*/false);
   auto norm = [](std::string s) {
     s = detail::trim(s);
     while (!s.empty() && s.back() == '/') s.pop_back();
@@ -65,8 +67,9 @@ MuraDataset::MuraDataset(const std::string& root, const std::string& split, Mura
     std::string study = n >= 3 ? patient + "/" + parts[n - 1] : study_path;
     records_.push_back({img.string(), {static_cast<float>(it->second)}, {}, study, patient});
   }
-  skipped_.check_threshold(static_cast<int64_t>(paths.rows.size()), options_.max_bad_fraction(),
-                           "MuraDataset(" + root + ")");
+  skipped_.check_threshold(
+      static_cast<int64_t>(paths.rows.size() + paths.skipped.size() + studies.skipped.size()),
+      options_.max_bad_fraction(), "MuraDataset(" + root + ")");
 }
 
 }  // namespace convirt::data

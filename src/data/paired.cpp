@@ -89,18 +89,22 @@ MimicCxrDataset::MimicCxrDataset(const std::string& root, MimicCxrOptions option
                       "'");
   const fs::path reports = options_.reports_dir().empty() ? base : fs::path(options_.reports_dir());
 
-  auto meta = read_csv((base / "mimic-cxr-2.0.0-metadata.csv").string());
+  auto meta = detail::read_table((base / "mimic-cxr-2.0.0-metadata.csv").string(),
+                                 options_.skip_bad_rows(), skipped_);
   const auto c_dicom = meta.require_column("dicom_id");
   const auto c_subject = meta.require_column("subject_id");
   const auto c_study = meta.require_column("study_id");
   const auto c_view = meta.column("ViewPosition");
+  int64_t bad_table_rows = static_cast<int64_t>(meta.skipped.size());
 
   std::unordered_map<std::string, std::string> split_of;  // dicom_id -> split
   if (!options_.split().empty()) {
-    auto split = read_csv((base / "mimic-cxr-2.0.0-split.csv").string());
+    auto split = detail::read_table((base / "mimic-cxr-2.0.0-split.csv").string(),
+                                    options_.skip_bad_rows(), skipped_);
     const auto s_dicom = split.require_column("dicom_id");
     const auto s_split = split.require_column("split");
     for (const auto& row : split.rows) split_of[row[s_dicom]] = row[s_split];
+    bad_table_rows += static_cast<int64_t>(split.skipped.size());
   }
 
   struct Study {
@@ -140,7 +144,9 @@ MimicCxrDataset::MimicCxrDataset(const std::string& root, MimicCxrOptions option
     }
     it->second.images.push_back(img.string());
   }
-  total_studies = static_cast<int64_t>(order.size());
+  // A table row left out stands for a study that could not be read: it counts towards the total
+  // and the bad samples alike.
+  total_studies = static_cast<int64_t>(order.size()) + bad_table_rows;
   for (const auto& id : order) {
     auto& s = studies[id];
     const std::string report_path = (reports / (mimic_study_dir(s.subject, id) + ".txt")).string();
@@ -176,7 +182,7 @@ CsvPairsDataset::CsvPairsDataset(const std::string& csv_path, CsvPairsOptions op
   detail::check_channels(channels_, "CsvPairsDataset");
   CONVIRT_CHECK_VALUE(!options_.path_separator().empty(),
                       "CsvPairsDataset: path_separator must not be empty");
-  auto table = read_csv(csv_path);
+  auto table = detail::read_table(csv_path, options_.skip_bad_rows(), skipped_);
   const fs::path root =
       options_.root().empty() ? fs::path(csv_path).parent_path() : fs::path(options_.root());
   const auto c_image = table.require_column(options_.image_column());
@@ -191,7 +197,7 @@ CsvPairsDataset::CsvPairsDataset(const std::string& csv_path, CsvPairsOptions op
   const std::string& sep = options_.path_separator();
   for (size_t i = 0; i < table.rows.size(); ++i) {
     const auto& row = table.rows[i];
-    const std::string where = csv_path + " row " + std::to_string(i + 2);
+    const std::string where = table.where(i);
     PairRecord r;
     std::string field = row[c_image];
     std::string missing;
@@ -237,8 +243,8 @@ CsvPairsDataset::CsvPairsDataset(const std::string& csv_path, CsvPairsOptions op
     r.patient = c_patient >= 0 && !row[c_patient].empty() ? row[c_patient] : r.study;
     records_.push_back(std::move(r));
   }
-  skipped_.check_threshold(static_cast<int64_t>(table.rows.size()), options_.max_bad_fraction(),
-                           "CsvPairsDataset(" + csv_path + ")");
+  skipped_.check_threshold(static_cast<int64_t>(table.rows.size() + table.skipped.size()),
+                           options_.max_bad_fraction(), "CsvPairsDataset(" + csv_path + ")");
 }
 
 }  // namespace convirt::data

@@ -38,7 +38,7 @@ fs::path find_retrieval_file(const fs::path& dir, const std::string& task,
 std::shared_ptr<LabeledDataset> read_candidates(const fs::path& csv, const fs::path& root,
                                                 const RetrievalOptions& o) {
   auto list = std::make_shared<RecordList>(o.categories(), o.transform(), o.channels());
-  auto table = read_csv(csv.string());
+  auto table = list->read(csv.string(), o.skip_bad_rows());
   const auto c_path = table.require_column("Path");
   std::vector<int64_t> cols;
   for (const auto& c : o.categories()) cols.push_back(table.require_column(c));
@@ -54,9 +54,8 @@ std::shared_ptr<LabeledDataset> read_candidates(const fs::path& csv, const fs::p
     }
     const auto img = detail::resolve_path(root, row[c_path]);
     if (positives != 1) {
-      list->skip(csv.string() + " row " + std::to_string(i + 2),
-                 "a candidate must be positive for exactly one category, got " +
-                     std::to_string(positives));
+      list->skip(table.where(i), "a candidate must be positive for exactly one category, got " +
+                                     std::to_string(positives));
       continue;
     }
     if (!file_exists(img)) {
@@ -67,7 +66,7 @@ std::shared_ptr<LabeledDataset> read_candidates(const fs::path& csv, const fs::p
     std::tie(r.study, r.patient) = chexpert_groups(row[c_path]);
     list->add(std::move(r));
   }
-  list->finish(static_cast<int64_t>(table.rows.size()), o.max_bad_fraction(),
+  list->finish(static_cast<int64_t>(table.rows.size() + table.skipped.size()), o.max_bad_fraction(),
                "RetrievalSet(" + csv.string() + ")");
   return list;
 }
@@ -99,7 +98,7 @@ RetrievalSet::RetrievalSet(const std::string& dir, RetrievalOptions options)
   auto queries = std::make_shared<RecordList>(categories_, options.transform(), options.channels());
   const auto iq = find_retrieval_file(base, "image-retrieval", "query.csv");
   if (!iq.empty()) {
-    auto table = read_csv(iq.string());
+    auto table = queries->read(iq.string(), options.skip_bad_rows());
     const auto c_var = table.require_column("Variable");
     const auto c_path = table.require_column("Path");
     for (size_t i = 0; i < table.rows.size(); ++i) {
@@ -107,8 +106,7 @@ RetrievalSet::RetrievalSet(const std::string& dir, RetrievalOptions options)
       const auto k = category_index(categories_, row[c_var]);
       const auto img = detail::resolve_path(root, row[c_path]);
       if (k < 0) {
-        queries->skip(iq.string() + " row " + std::to_string(i + 2),
-                      "unknown category '" + row[c_var] + "'");
+        queries->skip(table.where(i), "unknown category '" + row[c_var] + "'");
       } else if (!file_exists(img)) {
         queries->skip(img.string(), "missing file");
       } else {
@@ -120,24 +118,25 @@ RetrievalSet::RetrievalSet(const std::string& dir, RetrievalOptions options)
         queries->add(std::move(r));
       }
     }
-    queries->finish(static_cast<int64_t>(table.rows.size()), options.max_bad_fraction(),
-                    "RetrievalSet(" + iq.string() + ")");
+    queries->finish(static_cast<int64_t>(table.rows.size() + table.skipped.size()),
+                    options.max_bad_fraction(), "RetrievalSet(" + iq.string() + ")");
   }
   image_queries_ = queries;
 
   const auto tq = find_retrieval_file(base, "text-retrieval", "query.csv");
   if (!tq.empty()) {
+    // Always strict: every text query is part of the benchmark, so a bad row is an error (as a bad
+    // Variable or Text is below), never a smaller benchmark.
     auto table = read_csv(tq.string());
     const auto c_var = table.require_column("Variable");
     const auto c_text = table.require_column("Text");
     for (size_t i = 0; i < table.rows.size(); ++i) {
       const auto& row = table.rows[i];
       const auto k = category_index(categories_, row[c_var]);
-      CONVIRT_CHECK_VALUE(k >= 0, "RetrievalSet: ", tq.string(), " row ", i + 2,
+      CONVIRT_CHECK_VALUE(k >= 0, "RetrievalSet: ", table.where(i),
                           ": Variable must be one of the categories, got '", row[c_var], "'");
       CONVIRT_CHECK_VALUE(text::is_valid_utf8(row[c_text]) && !detail::trim(row[c_text]).empty(),
-                          "RetrievalSet: ", tq.string(), " row ", i + 2,
-                          ": Text must be non-empty UTF-8");
+                          "RetrievalSet: ", table.where(i), ": Text must be non-empty UTF-8");
       text_queries_.push_back({k, categories_[static_cast<size_t>(k)], detail::trim(row[c_text])});
     }
   }

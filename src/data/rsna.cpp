@@ -26,7 +26,8 @@ RsnaDataset::RsnaDataset(const std::string& root, RsnaOptions options)
   channels_ = options_.channels();
   detail::check_channels(channels_, "RsnaDataset");
   const fs::path base(root);
-  auto table = read_csv((base / options_.labels_csv()).string());
+  auto table = detail::read_table((base / options_.labels_csv()).string(), options_.skip_bad_rows(),
+                                  skipped_);
   const auto c_id = table.require_column("patientId");
   const auto c_target = table.require_column("Target");
   std::vector<std::string> order;
@@ -36,7 +37,7 @@ RsnaDataset::RsnaDataset(const std::string& root, RsnaOptions options)
     const std::string id = detail::trim(row[c_id]);
     const std::string t = detail::trim(row[c_target]);
     if (id.empty() || (t != "0" && t != "1")) {
-      skipped_.record({-1, table.path + " row " + std::to_string(i + 2),
+      skipped_.record({-1, table.where(i),
                        "patientId must be set and Target 0 or 1, got '" + id + "', '" + t + "'"});
       continue;
     }
@@ -52,8 +53,8 @@ RsnaDataset::RsnaDataset(const std::string& root, RsnaOptions options)
     }
     records_.push_back({img.string(), {static_cast<float>(target[id])}, {}, id, id});
   }
-  skipped_.check_threshold(static_cast<int64_t>(order.size()), options_.max_bad_fraction(),
-                           "RsnaDataset(" + root + ")");
+  skipped_.check_threshold(static_cast<int64_t>(order.size() + table.skipped.size()),
+                           options_.max_bad_fraction(), "RsnaDataset(" + root + ")");
 }
 
 }  // namespace convirt::data

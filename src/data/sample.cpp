@@ -159,6 +159,15 @@ std::filesystem::path resolve_path(const std::filesystem::path& root, const std:
   return direct;
 }
 
+CsvTable read_table(const std::string& path, bool skip_bad_rows, BadSampleLog& log,
+                    bool has_header) {
+  auto table = read_csv(path, CsvOptions().has_header(has_header).skip_bad_rows(skip_bad_rows));
+  for (const auto& s : table.skipped) {
+    log.record({-1, path + " line " + std::to_string(s.line), s.reason});
+  }
+  return table;
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in.good()) throw BadSampleError(path, "missing file");

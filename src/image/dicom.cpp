@@ -16,6 +16,7 @@
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
+#include <zlib.h>
 #endif
 
 #include <algorithm>
@@ -53,16 +54,70 @@ std::string hex4(unsigned v) {
   return out;
 }
 
+// Bytes a deflated dataset may inflate to besides its pixels: the other elements of a radiograph
+// (headers, overlays, an icon) are far below this.
+constexpr size_t kDeflateHeadroomBytes = size_t{16} << 20;
+
+// The largest inflated dataset accepted for images of at most `max_pixels` pixels: every pixel at
+// 6 bytes (16-bit RGB, more than any decodable layout) plus the headroom.
+size_t max_inflated_bytes(int64_t max_pixels) {
+  return static_cast<size_t>(std::max<int64_t>(max_pixels, 0)) * 6 + kDeflateHeadroomBytes;
+}
+
+// Inflates a Deflated Explicit VR Little Endian dataset (raw deflate, PS3.5 A.5) with an output
+// cap. DCMTK inflates as it parses with no bound, so a few kilobytes of deflated zeros would become
+// gigabytes; inflating here first refuses such a "deflate bomb" after at most `limit` bytes.
+std::vector<uint8_t> inflate_dataset(const uint8_t* data, size_t size, size_t limit,
+                                     int64_t max_pixels, const std::string& where) {
+  z_stream zs{};
+  CONVIRT_CHECK(inflateInit2(&zs, -MAX_WBITS) == Z_OK, "cannot decode DICOM ", where,
+                ": cannot start inflating the deflated dataset");
+  std::vector<uint8_t> out;
+  uint8_t chunk[1 << 16];
+  zs.next_in = const_cast<Bytef*>(data);
+  zs.avail_in = static_cast<uInt>(std::min<size_t>(size, std::numeric_limits<uInt>::max()));
+  int status = Z_OK;
+  while (status != Z_STREAM_END) {
+    zs.next_out = chunk;
+    zs.avail_out = sizeof(chunk);
+    status = inflate(&zs, Z_NO_FLUSH);
+    const size_t got = sizeof(chunk) - zs.avail_out;
+    if (status != Z_OK && status != Z_STREAM_END) {
+      const std::string why = zs.msg ? zs.msg : (status == Z_BUF_ERROR ? "truncated" : "corrupt");
+      inflateEnd(&zs);
+      CONVIRT_CHECK(false, "cannot decode DICOM ", where, ": the deflated dataset is corrupt (",
+                    why, ")");
+    }
+    if (out.size() + got > limit) {
+      inflateEnd(&zs);
+      CONVIRT_CHECK_VALUE(false, "cannot decode DICOM ", where, ": its deflated dataset of ", size,
+                          " bytes inflates to more than ", limit,
+                          " bytes, the limit for images of at most ", max_pixels,
+                          " pixels (raise it with ReadImageOptions::max_pixels or "
+                          "convirt::image::set_max_image_pixels)");
+    }
+    out.insert(out.end(), chunk, chunk + got);
+    if (status == Z_OK && got == 0 && zs.avail_in == 0) {
+      inflateEnd(&zs);
+      CONVIRT_CHECK(false, "cannot decode DICOM ", where,
+                    ": the deflated dataset is corrupt (truncated)");
+    }
+  }
+  inflateEnd(&zs);
+  return out;
+}
+
 // Walks the element headers of a Part 10 buffer and refuses an element whose declared length runs
 // past the end of the buffer. DCMTK allocates an element's declared length before reading its
 // value, so without this check a few hundred bytes declaring a 4 GB element allocate 4 GB (found by
 // fuzz_image). Values are skipped, not interpreted; explicit-VR sequences and all items are walked
 // into (their contents are elements), encapsulated pixel data fragments are skipped as bytes. With
 // every defined length inside the buffer, no allocation DCMTK makes from a length exceeds the file
-// size. Deflated datasets cannot be walked without inflating them and are left to DCMTK.
-void check_element_lengths(const uint8_t* data, size_t size, const std::string& where) {
-  if (size < 132 || std::memcmp(data + 128, "DICM", 4) != 0) return;
-  bool in_meta = true, explicit_vr = true, little = true, encapsulated = false;
+// size. A deflated dataset is inflated (up to max_inflated_bytes(max_pixels)) and its elements are
+// walked the same way, against the inflated size.
+void walk_elements(const uint8_t* data, size_t size, size_t start, bool in_meta, int64_t max_pixels,
+                   const std::string& where) {
+  bool explicit_vr = true, little = true, encapsulated = false;
   std::string transfer;
   auto u16 = [&](size_t at) -> uint32_t {
     return little ? data[at] | (data[at + 1] << 8) : (data[at] << 8) | data[at + 1];
@@ -70,7 +125,7 @@ void check_element_lengths(const uint8_t* data, size_t size, const std::string& 
   auto u32 = [&](size_t at) -> uint32_t {
     return little ? u16(at) | (u16(at + 2) << 16) : (u16(at) << 16) | u16(at + 2);
   };
-  for (size_t pos = 132; size - pos >= 8;) {
+  for (size_t pos = start; size - pos >= 8;) {
     uint32_t group = u16(pos);
     if (in_meta && group != 0x0002) {
       in_meta = false;
@@ -83,7 +138,12 @@ void check_element_lengths(const uint8_t* data, size_t size, const std::string& 
       const DcmXfer xfer(transfer.c_str());
       CONVIRT_CHECK(xfer.getXfer() != EXS_Unknown, "cannot decode DICOM ", where,
                     ": unknown transfer syntax '", transfer, "'");
-      if (transfer == "1.2.840.10008.1.2.1.99") return;  // deflated
+      if (transfer == "1.2.840.10008.1.2.1.99") {  // deflated: the rest is raw deflate
+        const auto inflated = inflate_dataset(data + pos, size - pos,
+                                              max_inflated_bytes(max_pixels), max_pixels, where);
+        walk_elements(inflated.data(), inflated.size(), 0, false, max_pixels, where);
+        return;
+      }
       explicit_vr = xfer.isExplicitVR();
       little = xfer.isLittleEndian();
       group = u16(pos);
@@ -140,8 +200,16 @@ void check_element_lengths(const uint8_t* data, size_t size, const std::string& 
   }
 }
 
-void parse(Parsed& p, const uint8_t* data, size_t size, const std::string& where) {
-  check_element_lengths(data, size, where);
+void check_element_lengths(const uint8_t* data, size_t size, int64_t max_pixels,
+                           const std::string& where) {
+  if (size < 132 || std::memcmp(data + 128, "DICM", 4) != 0) return;
+  walk_elements(data, size, 132, true, max_pixels, where);
+}
+
+// `max_pixels`: the pixel limit in force, which also bounds a deflated dataset's inflated size.
+void parse(Parsed& p, const uint8_t* data, size_t size, int64_t max_pixels,
+           const std::string& where) {
+  check_element_lengths(data, size, max_pixels, where);
   init_dcmtk();
   DcmInputBufferStream stream;
   stream.setBuffer(data, static_cast<offile_off_t>(size));
@@ -165,7 +233,7 @@ T get_uint16(DcmDataset* ds, const DcmTagKey& key, const char* name, const std::
 
 ImageInfo dicom_info(const uint8_t* data, size_t size, const std::string& where) {
   Parsed p;
-  parse(p, data, size, where);
+  parse(p, data, size, max_image_pixels(), where);
   DcmDataset* ds = p.file.getDataset();
   ImageInfo info;
   info.format = ImageFormat::kDicom;
@@ -179,7 +247,7 @@ ImageInfo dicom_info(const uint8_t* data, size_t size, const std::string& where)
 at::Tensor decode_dicom(const uint8_t* data, size_t size, const ReadImageOptions& options,
                         const std::string& where) {
   Parsed p;
-  parse(p, data, size, where);
+  parse(p, data, size, options.max_pixels() > 0 ? options.max_pixels() : max_image_pixels(), where);
   DcmDataset* ds = p.file.getDataset();
 
   // Before decompression: DCMTK's codecs allocate Rows x Columns x frames samples up front.

@@ -204,7 +204,8 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
                        .uncertain(data::parse_uncertain_policy(o.uncertain()))
                        .image_root(o.image_root())
                        .transform(transform)
-                       .channels(channels);
+                       .channels(channels)
+                       .skip_bad_rows(o.skip_bad_rows());
       if (!o.labels().empty()) copts.labels(o.labels());
       train_ds = std::make_shared<data::ChexpertDataset>(o.train_csv(), copts);
       test_ds = std::make_shared<data::ChexpertDataset>(o.test_csv(), copts);
@@ -214,13 +215,15 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
     case DatasetKind::kRsna: {
       check_path(o.data_root(), "data_root", kind);
       train_ds = std::make_shared<data::RsnaDataset>(
-          o.data_root(), data::RsnaOptions().transform(transform).channels(channels));
+          o.data_root(), data::RsnaOptions().transform(transform).channels(channels).skip_bad_rows(
+                             o.skip_bad_rows()));
       test_ds = train_ds;
       break;
     }
     case DatasetKind::kCovidx: {
       check_path(o.data_root(), "data_root", kind);
-      auto copts = data::CovidxOptions().transform(transform).channels(channels);
+      auto copts = data::CovidxOptions().transform(transform).channels(channels).skip_bad_rows(
+          o.skip_bad_rows());
       train_ds = std::make_shared<data::CovidxDataset>(o.data_root(), "train.txt", copts);
       test_ds = std::make_shared<data::CovidxDataset>(o.data_root(), "test.txt", copts);
       s.task = eval::ClassificationTask::kMultiClass;
@@ -232,7 +235,8 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
       CONVIRT_CHECK_VALUE(level == "patient" || level == "study" || level == "image",
                           "mura_level must be \"patient\", \"study\" or \"image\", got \"", level,
                           "\"");
-      auto mopts = data::MuraOptions().transform(transform).channels(channels);
+      auto mopts = data::MuraOptions().transform(transform).channels(channels).skip_bad_rows(
+          o.skip_bad_rows());
       train_ds = std::make_shared<data::MuraDataset>(o.data_root(), "train", mopts);
       test_ds = std::make_shared<data::MuraDataset>(o.data_root(), "valid", mopts);
       if (level != "image") group_level = level;
@@ -273,8 +277,9 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
   return s;
 }
 
-// Reads the images of `split` rows batch by batch through the threaded loader. Every image must be
-// readable: a skipped image would shift labels against images, so it is an error naming the file.
+// Reads the images of `split` rows batch by batch through the threaded loader. The rows were
+// checked by readable_split, so every image must still be readable: a skipped image would shift
+// labels against images, so one that became unreadable since is an error naming the file.
 eval::BatchReader loader_reader(const Split& split, int64_t workers) {
   auto dataset = split.dataset;
   auto rows = split.rows;
@@ -304,8 +309,8 @@ eval::BatchReader loader_reader(const Split& split, int64_t workers) {
       if (!b) break;
       const int64_t expected = std::min(batch_size, total - loaded);
       CONVIRT_CHECK(b->size() == expected,
-                    "streamed data needs every image to be readable (use data mode \"memory\" to "
-                    "skip unreadable ones): ",
+                    "streamed data needs every image to stay readable (an image that could be read "
+                    "when the split was checked no longer can): ",
                     loader.bad_samples().summary());
       loaded += expected;
       pending.push_back(b->images);
@@ -323,11 +328,15 @@ eval::BatchReader loader_reader(const Split& split, int64_t workers) {
   };
 }
 
-// Every image of a split decoded once, in row order, and mapped through `fn` (identity: keep the
-// images; the frozen encoder: keep only features). Unreadable images are skipped, like everywhere
-// else in the library (the loader fails past 5%), and their rows leave the returned labels too.
-eval::LabeledSet decode_split(const Split& split, int64_t workers, int64_t batch_size,
-                              const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+// Every image of a split decoded once, in row order, each batch handed to `fn`; returns the
+// positions (into split.rows) of the images that could be read. Unreadable images are skipped, like
+// everywhere else in the library (the loader fails past 5%), listed on stderr and added to `*bad`.
+// Both data modes go through here, so a bad image is skipped, counted, budgeted and reported the
+// same way whether the images are then kept in memory or streamed.
+std::vector<int64_t> decode_rows(const Split& split, const char* name, int64_t workers,
+                                 int64_t batch_size,
+                                 const std::function<void(const torch::Tensor&)>& fn,
+                                 int64_t* bad) {
   auto view = std::make_shared<data::SubsetDataset>(split.dataset, split.rows);
   data::Loader loader(view, data::LoaderOptions()
                                 .batch_size(batch_size)
@@ -335,21 +344,49 @@ eval::LabeledSet decode_split(const Split& split, int64_t workers, int64_t batch
                                 .drop_last(false)
                                 .workers(std::max<int64_t>(workers, 0))
                                 .max_bad_fraction(0.05));
-  std::vector<torch::Tensor> out;
   std::vector<int64_t> kept;
   while (auto b = loader.next()) {
     if (b->size() == 0) continue;
-    out.push_back(fn(b->images));
+    fn(b->images);
     kept.insert(kept.end(), b->indices.begin(), b->indices.end());
   }
-  CONVIRT_CHECK(!out.empty(),
-                "no image of the split could be read: ", loader.bad_samples().summary());
-  if (loader.bad_samples().count() > 0) {
-    std::fprintf(stderr, "%s\n", loader.bad_samples().summary().c_str());
+  CONVIRT_CHECK(!kept.empty(), "no image of the ", name,
+                " split could be read: ", loader.bad_samples().summary());
+  const int64_t n = loader.bad_samples().count();
+  if (n > 0) {
+    *bad += n;
+    std::fprintf(stderr, "[evaluate] %s split: skipped %s\n", name,
+                 loader.bad_samples().summary().c_str());
   }
+  return kept;
+}
+
+// Every image of a split decoded once and mapped through `fn` (identity: keep the images; the
+// frozen encoder: keep only features); the rows of unreadable images leave the labels too.
+eval::LabeledSet decode_split(const Split& split, const char* name, int64_t workers,
+                              int64_t batch_size,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& fn,
+                              int64_t* bad) {
+  std::vector<torch::Tensor> out;
+  const auto kept = decode_rows(
+      split, name, workers, batch_size, [&](const torch::Tensor& x) { out.push_back(fn(x)); }, bad);
   eval::LabeledSet s = split.labels.select(torch::tensor(kept, torch::kLong));
   s.inputs = torch::cat(out);
   return s;
+}
+
+// The split without the rows whose image cannot be read, for streaming: the images are decoded once
+// (and dropped) so that the streamed protocol trains and tests on exactly the rows the in-memory
+// one keeps.
+Split readable_split(const Split& split, const char* name, int64_t workers, int64_t* bad) {
+  const auto kept = decode_rows(
+      split, name, workers, 64, [](const torch::Tensor&) {}, bad);
+  if (kept.size() == split.rows.size()) return split;
+  Split out;
+  out.dataset = split.dataset;
+  for (int64_t k : kept) out.rows.push_back(split.rows[static_cast<size_t>(k)]);
+  out.labels = split.labels.select(torch::tensor(kept, torch::kLong));
+  return out;
 }
 
 }  // namespace
@@ -420,19 +457,21 @@ eval::Results evaluate(const EvaluateOptions& o, const EvaluateCallback& on_run)
   // The run function of the sweep and whether its images are streamed.
   std::function<double(const torch::Tensor& rows, uint64_t seed)> run;
   bool streamed = false;
+  int64_t bad_images = 0;  // unreadable images skipped over the three splits
   eval::LabeledSet mem_train, mem_val, mem_test;
   eval::StreamedSet st_train, st_val, st_test;
   if (o.protocol() == Protocol::kLinear) {
     auto encoder = image_encoder(model);
     encoder.set_training(false);
-    auto with_features = [&](const Split& sp) {
-      return decode_split(sp, o.workers(), 64, [&](const torch::Tensor& images) {
-        return eval::extract_features(encoder, images);
-      });
+    auto with_features = [&](const Split& sp, const char* name) {
+      return decode_split(
+          sp, name, o.workers(), 64,
+          [&](const torch::Tensor& images) { return eval::extract_features(encoder, images); },
+          &bad_images);
     };
-    mem_train = with_features(splits.train);
-    mem_val = with_features(splits.val);
-    mem_test = with_features(splits.test);
+    mem_train = with_features(splits.train, "train");
+    mem_val = with_features(splits.val, "val");
+    mem_test = with_features(splits.test, "test");
     run = [&](const torch::Tensor& rows, uint64_t seed) {
       // Batches of [64, D]: one thread avoids OpenMP synchronisation that costs more than the math.
       return eval::train_linear_probe(mem_train.select(rows), mem_val, mem_test,
@@ -456,13 +495,14 @@ eval::Results evaluate(const EvaluateOptions& o, const EvaluateCallback& on_run)
           .device(device);
     };
     if (streamed) {
-      auto make = [&](const Split& sp) {
+      auto make = [&](const Split& all, const char* name) {
+        const Split sp = readable_split(all, name, o.workers(), &bad_images);
         return eval::StreamedSet{sp.labels.targets, sp.labels.mask, sp.labels.groups,
                                  loader_reader(sp, o.workers())};
       };
-      st_train = make(splits.train);
-      st_val = make(splits.val);
-      st_test = make(splits.test);
+      st_train = make(splits.train, "train");
+      st_val = make(splits.val, "val");
+      st_test = make(splits.test, "test");
       run = [&, ft](const torch::Tensor& rows, uint64_t seed) {
         auto fresh = load_model();
         return eval::finetune(image_encoder(fresh), st_train.select(rows), st_val, st_test,
@@ -470,12 +510,13 @@ eval::Results evaluate(const EvaluateOptions& o, const EvaluateCallback& on_run)
             .test_metric;
       };
     } else {
-      auto with_images = [&](const Split& sp) {
-        return decode_split(sp, o.workers(), 128, [](const torch::Tensor& x) { return x; });
+      auto with_images = [&](const Split& sp, const char* name) {
+        return decode_split(
+            sp, name, o.workers(), 128, [](const torch::Tensor& x) { return x; }, &bad_images);
       };
-      mem_train = with_images(splits.train);
-      mem_val = with_images(splits.val);
-      mem_test = with_images(splits.test);
+      mem_train = with_images(splits.train, "train");
+      mem_val = with_images(splits.val, "val");
+      mem_test = with_images(splits.test, "test");
       run = [&, ft](const torch::Tensor& rows, uint64_t seed) {
         auto fresh = load_model();
         return eval::finetune(image_encoder(fresh), mem_train.select(rows), mem_val, mem_test,
@@ -510,6 +551,7 @@ eval::Results evaluate(const EvaluateOptions& o, const EvaluateCallback& on_run)
       p.metric = metric;
       p.train_examples = rows.size(0);
       p.streamed = streamed;
+      p.bad_images = bad_images;
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (o.verbose()) {
         std::fprintf(stderr, "[evaluate] %s %s %s fraction %g seed %llu: %.4f (%lld/%lld, %.1fs)\n",

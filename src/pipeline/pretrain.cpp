@@ -39,6 +39,7 @@ void for_each_field(PretrainJob& j, F&& f) {
   f("val_csv", j.val_csv());
   f("image_column", j.image_column());
   f("text_column", j.text_column());
+  f("skip_bad_rows", j.skip_bad_rows());
   f("augment", j.augment());
   f("model", j.model());
   f("image_size", j.image_size());
@@ -324,11 +325,13 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
   std::shared_ptr<data::PairedDataset> train_set, val_set;
   if (!job.data().empty()) {
     auto mimic = [&](const char* split, data::ImageTransform tf) {
-      return std::make_shared<data::MimicCxrDataset>(job.data(), data::MimicCxrOptions()
-                                                                     .split(split)
-                                                                     .transform(std::move(tf))
-                                                                     .channels(channels)
-                                                                     .max_bad_fraction(bad));
+      return std::make_shared<data::MimicCxrDataset>(job.data(),
+                                                     data::MimicCxrOptions()
+                                                         .split(split)
+                                                         .transform(std::move(tf))
+                                                         .channels(channels)
+                                                         .max_bad_fraction(bad)
+                                                         .skip_bad_rows(job.skip_bad_rows()));
     };
     train_set = mimic("train", train_transform(job, size));
     val_set = mimic("validate", eval_transform(size));
@@ -339,7 +342,8 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
                                                                .text_column(job.text_column())
                                                                .channels(channels)
                                                                .transform(std::move(tf))
-                                                               .max_bad_fraction(bad));
+                                                               .max_bad_fraction(bad)
+                                                               .skip_bad_rows(job.skip_bad_rows()));
     };
     train_set = csv(job.train_csv(), train_transform(job, size));
     val_set = csv(job.val_csv(), eval_transform(size));

@@ -164,6 +164,31 @@ def test_csv_pairs_bad_rows(tmp_path):
         D.CsvPairsDataset(path, image_column="nope")
 
 
+def test_ragged_and_non_utf8_rows_are_refused_or_skipped(tmp_path):
+    path = write_pairs_csv(tmp_path, 4)
+    with open(path, "ab") as f:
+        f.write(b"img0.png,FINDINGS: short row.\n")  # 2 of 4 fields
+        f.write(b"img1.png,FINDINGS: caf\xff seen.,s9,p9\n")  # 0xFF in the text
+    with pytest.raises(ValueError, match=r"pairs\.csv line 6: ragged row: expected 4 fields"):
+        D.CsvPairsDataset(path)
+    ds = D.CsvPairsDataset(path, skip_bad_rows=True, max_bad_fraction=0.5)
+    assert len(ds) == 4
+    bad = ds.skipped()
+    assert [b["path"].rsplit(" ", 1)[-1] for b in bad] == ["6", "7"]
+    assert "ragged row" in bad[0]["reason"]
+    assert "invalid UTF-8: byte 0xFF" in bad[1]["reason"] and "'text'" in bad[1]["reason"]
+    # Skipped rows count against max_bad_fraction (2 of 6 here).
+    with pytest.raises(RuntimeError, match="too many bad samples"):
+        D.CsvPairsDataset(path, skip_bad_rows=True)
+    # The labelled readers take the same keyword.
+    (tmp_path / "train.txt").write_bytes(b"1 img0.png normal src\nbroken\n")
+    with pytest.raises(ValueError, match="train.txt line 2: ragged line"):
+        D.CovidxDataset(tmp_path, "train.txt", images_dir=tmp_path)
+    cov = D.CovidxDataset(tmp_path, "train.txt", images_dir=tmp_path, skip_bad_rows=True,
+                          max_bad_fraction=-1)
+    assert len(cov) == 1 and len(cov.skipped()) == 1
+
+
 def test_corrupt_image_is_a_runtime_error(tmp_path):
     path = write_pairs_csv(tmp_path, 3)
     (tmp_path / "img1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")

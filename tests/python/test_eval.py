@@ -153,9 +153,10 @@ def test_evaluate_linear_protocol(eval_fixture):
     out = ev.evaluate({"model": eval_fixture["model"], "protocol": "linear", "dataset": "chexpert",
                        "train_csv": s["chexpert_train_csv"], "test_csv": s["chexpert_valid_csv"],
                        "fractions": [0.5, 1.0], "seeds": 2, "max_epochs": 2, "image_size": 32,
-                       "workers": 1, "out": eval_fixture["root"] / "linear.json"},
+                       "workers": 1, "out": eval_fixture["root"] / "linear.json", "skip_bad_rows": True},
                       callback=runs.append, name="random-init")
     assert [r["run"] for r in runs] == [1, 2, 3, 4] and all(r["total_runs"] == 4 for r in runs)
+    assert all(r["bad_images"] == 0 for r in runs)  # every synthetic image decodes
     assert all(0.0 <= r["metric"] <= 1.0 and r["protocol"] == "linear" for r in runs)
     cell = out["results"].classification("linear", "random-init", "CheXpert", ev.fraction_key(1.0))
     assert cell is not None and 0.0 <= cell[0] <= 100.0

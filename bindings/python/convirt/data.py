@@ -23,7 +23,10 @@ the same the C++ :class:`Loader` uses.
 
 Bad input: a missing folder or CSV, a malformed file, or too many unusable rows raise ``ValueError`` /
 ``RuntimeError`` with the reader's message; an index out of range raises ``IndexError``; a sample whose
-image cannot be decoded raises ``RuntimeError`` naming the file.
+image cannot be decoded raises ``RuntimeError`` naming the file. A table row that is ragged (more or
+fewer fields than the header) or holds invalid UTF-8 is a ``ValueError`` naming the file, the line and
+the column; every table reader takes ``skip_bad_rows=True`` to skip such rows instead, listing them in
+:meth:`Dataset.skipped` and counting them against ``max_bad_fraction`` (for tables known to be dirty).
 """
 from __future__ import annotations
 
@@ -195,11 +198,12 @@ class MimicCxrDataset(PairedDataset):
                  frontal_views: Sequence[str] = ("PA", "AP"), reports_dir: PathLike = "",
                  image_extension: str = ".jpg", sections_only: bool = True, min_tokens: int = 3,
                  transform: TransformLike = None, channels: int = 3, max_bad_fraction: float = 0.05,
-                 seed: Optional[int] = None) -> None:
+                 skip_bad_rows: bool = False, seed: Optional[int] = None) -> None:
         kw = dict(frontal_only=frontal_only, frontal_views=list(frontal_views),
                   reports_dir=_path(reports_dir), image_extension=image_extension,
                   sections_only=sections_only, min_tokens=min_tokens, transform=transform,
-                  channels=channels, max_bad_fraction=max_bad_fraction)
+                  channels=channels, max_bad_fraction=max_bad_fraction,
+                  skip_bad_rows=skip_bad_rows)
         self._init(_data.MimicCxrDataset, (_path(root), split), kw, seed,
                    ((root, split), dict(kw)))
 
@@ -213,12 +217,13 @@ class CsvPairsDataset(PairedDataset):
                  text_column: str = "text", report_file_column: str = "report_file",
                  study_column: str = "study", patient_column: str = "patient", root: PathLike = "",
                  sections_only: bool = True, min_tokens: int = 3, transform: TransformLike = None,
-                 channels: int = 3, max_bad_fraction: float = 0.05, seed: Optional[int] = None) -> None:
+                 channels: int = 3, max_bad_fraction: float = 0.05, skip_bad_rows: bool = False,
+                 seed: Optional[int] = None) -> None:
         kw = dict(image_column=image_column, path_separator=path_separator, text_column=text_column,
                   report_file_column=report_file_column, study_column=study_column,
                   patient_column=patient_column, root=_path(root), sections_only=sections_only,
                   min_tokens=min_tokens, transform=transform, channels=channels,
-                  max_bad_fraction=max_bad_fraction)
+                  max_bad_fraction=max_bad_fraction, skip_bad_rows=skip_bad_rows)
         self._init(_data.CsvPairsDataset, (_path(csv_path),), kw, seed, ((csv_path,), dict(kw)))
 
 
@@ -259,11 +264,13 @@ class ChexpertDataset(LabeledDataset):
     def __init__(self, csv_path: PathLike, *, labels: Optional[Sequence[str]] = None,
                  uncertain: str = "zeros", blank_is_negative: bool = True, frontal_only: bool = False,
                  image_root: PathLike = "", transform: TransformLike = None, channels: int = 3,
-                 max_bad_fraction: float = 0.05, seed: Optional[int] = None) -> None:
+                 max_bad_fraction: float = 0.05, skip_bad_rows: bool = False,
+                 seed: Optional[int] = None) -> None:
         kw = dict(labels=list(labels) if labels is not None else _data.chexpert_paper_labels(),
                   uncertain=uncertain, blank_is_negative=blank_is_negative,
                   frontal_only=frontal_only, image_root=_path(image_root), transform=transform,
-                  channels=channels, max_bad_fraction=max_bad_fraction)
+                  channels=channels, max_bad_fraction=max_bad_fraction,
+                  skip_bad_rows=skip_bad_rows)
         self._init(_data.ChexpertDataset, (_path(csv_path),), kw, seed, ((csv_path,), dict(kw)))
 
 
@@ -273,9 +280,10 @@ class RsnaDataset(LabeledDataset):
     def __init__(self, root: PathLike, *, labels_csv: str = "stage_2_train_labels.csv",
                  images_dir: str = "stage_2_train_images", extension: str = ".dcm",
                  transform: TransformLike = None, channels: int = 3, max_bad_fraction: float = 0.05,
-                 seed: Optional[int] = None) -> None:
+                 skip_bad_rows: bool = False, seed: Optional[int] = None) -> None:
         kw = dict(labels_csv=labels_csv, images_dir=images_dir, extension=extension,
-                  transform=transform, channels=channels, max_bad_fraction=max_bad_fraction)
+                  transform=transform, channels=channels, max_bad_fraction=max_bad_fraction,
+                  skip_bad_rows=skip_bad_rows)
         self._init(_data.RsnaDataset, (_path(root),), kw, seed, ((root,), dict(kw)))
 
 
@@ -285,9 +293,11 @@ class CovidxDataset(LabeledDataset):
     def __init__(self, root: PathLike, split_file: str = "train.txt", *,
                  classes: Sequence[str] = ("COVID-19", "pneumonia", "normal"),
                  images_dir: PathLike = "", transform: TransformLike = None, channels: int = 3,
-                 max_bad_fraction: float = 0.05, seed: Optional[int] = None) -> None:
+                 max_bad_fraction: float = 0.05, skip_bad_rows: bool = False,
+                 seed: Optional[int] = None) -> None:
         kw = dict(classes=list(classes), images_dir=_path(images_dir), transform=transform,
-                  channels=channels, max_bad_fraction=max_bad_fraction)
+                  channels=channels, max_bad_fraction=max_bad_fraction,
+                  skip_bad_rows=skip_bad_rows)
         self._init(_data.CovidxDataset, (_path(root), split_file), kw, seed,
                    ((root, split_file), dict(kw)))
 
@@ -296,8 +306,10 @@ class MuraDataset(LabeledDataset):
     """MURA v1.1: each image takes its study's "Abnormal" label; patient = body part + patient."""
 
     def __init__(self, root: PathLike, split: str = "train", *, transform: TransformLike = None,
-                 channels: int = 3, max_bad_fraction: float = 0.05, seed: Optional[int] = None) -> None:
-        kw = dict(transform=transform, channels=channels, max_bad_fraction=max_bad_fraction)
+                 channels: int = 3, max_bad_fraction: float = 0.05, skip_bad_rows: bool = False,
+                 seed: Optional[int] = None) -> None:
+        kw = dict(transform=transform, channels=channels, max_bad_fraction=max_bad_fraction,
+                  skip_bad_rows=skip_bad_rows)
         self._init(_data.MuraDataset, (_path(root), split), kw, seed, ((root, split), dict(kw)))
 
 
@@ -356,13 +368,16 @@ class RetrievalSet:
 
     def __init__(self, dir: PathLike, *, categories: Optional[Sequence[str]] = None,
                  image_root: PathLike = "", transform: TransformLike = None, channels: int = 3,
-                 max_bad_fraction: float = 0.05, seed: Optional[int] = None) -> None:
+                 max_bad_fraction: float = 0.05, skip_bad_rows: bool = False,
+                 seed: Optional[int] = None) -> None:
         self._args = ((dir,), dict(categories=categories, image_root=image_root, transform=transform,
-                                    channels=channels, max_bad_fraction=max_bad_fraction, seed=seed))
+                                    channels=channels, max_bad_fraction=max_bad_fraction,
+                                    skip_bad_rows=skip_bad_rows, seed=seed))
         cats = list(categories) if categories is not None else _data.retrieval_categories()
         self._native = _data.RetrievalSet(_path(dir), categories=cats, image_root=_path(image_root),
                                           transform=transform, channels=channels,
-                                          max_bad_fraction=max_bad_fraction)
+                                          max_bad_fraction=max_bad_fraction,
+                                          skip_bad_rows=skip_bad_rows)
         self.candidates = self._part("candidates", seed)
         self.image_queries = self._part("image_queries", seed)
         self.text_candidates = self._part("text_candidates", seed)

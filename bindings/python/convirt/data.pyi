@@ -40,7 +40,8 @@ class MimicCxrDataset(PairedDataset):
     def __init__(self, root: _Path, split: str = ..., *, frontal_only: bool = ...,
                  frontal_views: Sequence[str] = ..., reports_dir: _Path = ..., image_extension: str = ...,
                  sections_only: bool = ..., min_tokens: int = ..., transform: _Transform = ...,
-                 channels: int = ..., max_bad_fraction: float = ..., seed: Optional[int] = ...) -> None: ...
+                 channels: int = ..., max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ..., seed: Optional[int] = ...) -> None: ...
 
 class CsvPairsDataset(PairedDataset):
     """Pairs from a CSV with image path(s) and report text or report file."""
@@ -48,7 +49,8 @@ class CsvPairsDataset(PairedDataset):
                  text_column: str = ..., report_file_column: str = ..., study_column: str = ...,
                  patient_column: str = ..., root: _Path = ..., sections_only: bool = ...,
                  min_tokens: int = ..., transform: _Transform = ..., channels: int = ...,
-                 max_bad_fraction: float = ..., seed: Optional[int] = ...) -> None: ...
+                 max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ..., seed: Optional[int] = ...) -> None: ...
 
 class LabeledDataset(Dataset):
     """Labelled images over explicit records."""
@@ -64,24 +66,28 @@ class ChexpertDataset(LabeledDataset):
     def __init__(self, csv_path: _Path, *, labels: Optional[Sequence[str]] = ..., uncertain: str = ...,
                  blank_is_negative: bool = ..., frontal_only: bool = ..., image_root: _Path = ...,
                  transform: _Transform = ..., channels: int = ..., max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ...,
                  seed: Optional[int] = ...) -> None: ...
 
 class RsnaDataset(LabeledDataset):
     """RSNA Pneumonia Detection as a binary task."""
     def __init__(self, root: _Path, *, labels_csv: str = ..., images_dir: str = ..., extension: str = ...,
                  transform: _Transform = ..., channels: int = ..., max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ...,
                  seed: Optional[int] = ...) -> None: ...
 
 class CovidxDataset(LabeledDataset):
     """COVIDx as a multi-class task."""
     def __init__(self, root: _Path, split_file: str = ..., *, classes: Sequence[str] = ...,
                  images_dir: _Path = ..., transform: _Transform = ..., channels: int = ...,
-                 max_bad_fraction: float = ..., seed: Optional[int] = ...) -> None: ...
+                 max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ..., seed: Optional[int] = ...) -> None: ...
 
 class MuraDataset(LabeledDataset):
     """MURA v1.1 as a binary task."""
     def __init__(self, root: _Path, split: str = ..., *, transform: _Transform = ..., channels: int = ...,
-                 max_bad_fraction: float = ..., seed: Optional[int] = ...) -> None: ...
+                 max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ..., seed: Optional[int] = ...) -> None: ...
 
 class SubsetDataset(Dataset):
     """Some samples of another dataset."""
@@ -97,6 +103,7 @@ class RetrievalSet:
     text_candidates: Dataset
     def __init__(self, dir: _Path, *, categories: Optional[Sequence[str]] = ..., image_root: _Path = ...,
                  transform: _Transform = ..., channels: int = ..., max_bad_fraction: float = ...,
+                 skip_bad_rows: bool = ...,
                  seed: Optional[int] = ...) -> None: ...
     @property
     def categories(self) -> List[str]: ...

@@ -79,6 +79,7 @@ EVALUATE_DEFAULTS: Dict[str, Any] = {
     "labels": [],               # CheXpert label columns; empty = the paper's five
     "uncertain": "zeros",       # CheXpert uncertain labels: "zeros", "ones", "ignore"
     "mura_level": "patient",
+    "skip_bad_rows": False,     # skip (and count) ragged or non-UTF-8 table rows instead of failing
     "val_fraction": 0.15,
     "test_fraction": 0.1,
     "split_seed": 0,
@@ -213,7 +214,7 @@ def evaluate(config: Optional[Mapping[str, Any]] = None,
     ``protocol`` "linear" or "finetune": ``convirt::pipeline::evaluate``, a label-fraction x seed sweep
     on CheXpert, RSNA, COVIDx or MURA (Table 1); ``callback(run)`` gets a dict after each run
     (method, task, protocol, fraction, seed, run, total_runs, metric, train_examples, streamed,
-    seconds). ``protocol`` "retrieval": zero-shot Precision@k on an 8x200-style set (Table 2),
+    bad_images, seconds). ``protocol`` "retrieval": zero-shot Precision@k on an 8x200-style set (Table 2),
     image->image and, with ``vocab``, text->image; ``callback`` is not called. Keys as in
     :data:`EVALUATE_DEFAULTS` (``overrides`` win; ``convirt eval`` option names work too).
 

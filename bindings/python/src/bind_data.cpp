@@ -262,30 +262,31 @@ void bind_datasets(py::module_& m) {
 
   py::class_<cd::MimicCxrDataset, cd::PairedDataset, std::shared_ptr<cd::MimicCxrDataset>>(
       m, "MimicCxrDataset")
-      .def(
-          py::init([](const std::string& root, const std::string& split, bool frontal_only,
-                      const std::vector<std::string>& frontal_views, const std::string& reports_dir,
-                      const std::string& image_extension, bool sections_only, int64_t min_tokens,
-                      const py::object& transform, int64_t channels, double max_bad_fraction) {
-            auto opts = cd::MimicCxrOptions()
-                            .split(split)
-                            .frontal_only(frontal_only)
-                            .frontal_views(frontal_views)
-                            .reports_dir(reports_dir)
-                            .image_extension(image_extension)
-                            .report_policy(report_policy(sections_only, min_tokens))
-                            .transform(to_transform(transform))
-                            .channels(channels)
-                            .max_bad_fraction(max_bad_fraction);
-            py::gil_scoped_release release;
-            return std::make_shared<cd::MimicCxrDataset>(root, std::move(opts));
-          }),
-          py::arg("root"), py::arg("split") = "train", py::arg("frontal_only") = false,
-          py::arg("frontal_views") = std::vector<std::string>{"PA", "AP"},
-          py::arg("reports_dir") = "", py::arg("image_extension") = ".jpg",
-          py::arg("sections_only") = true, py::arg("min_tokens") = 3,
-          py::arg("transform") = py::none(), py::arg("channels") = 3,
-          py::arg("max_bad_fraction") = 0.05);
+      .def(py::init([](const std::string& root, const std::string& split, bool frontal_only,
+                       const std::vector<std::string>& frontal_views,
+                       const std::string& reports_dir, const std::string& image_extension,
+                       bool sections_only, int64_t min_tokens, const py::object& transform,
+                       int64_t channels, double max_bad_fraction, bool skip_bad_rows) {
+             auto opts = cd::MimicCxrOptions()
+                             .split(split)
+                             .frontal_only(frontal_only)
+                             .frontal_views(frontal_views)
+                             .reports_dir(reports_dir)
+                             .image_extension(image_extension)
+                             .report_policy(report_policy(sections_only, min_tokens))
+                             .transform(to_transform(transform))
+                             .channels(channels)
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
+             py::gil_scoped_release release;
+             return std::make_shared<cd::MimicCxrDataset>(root, std::move(opts));
+           }),
+           py::arg("root"), py::arg("split") = "train", py::arg("frontal_only") = false,
+           py::arg("frontal_views") = std::vector<std::string>{"PA", "AP"},
+           py::arg("reports_dir") = "", py::arg("image_extension") = ".jpg",
+           py::arg("sections_only") = true, py::arg("min_tokens") = 3,
+           py::arg("transform") = py::none(), py::arg("channels") = 3,
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false);
 
   py::class_<cd::CsvPairsDataset, cd::PairedDataset, std::shared_ptr<cd::CsvPairsDataset>>(
       m, "CsvPairsDataset")
@@ -294,7 +295,7 @@ void bind_datasets(py::module_& m) {
                        const std::string& report_file_column, const std::string& study_column,
                        const std::string& patient_column, const std::string& root,
                        bool sections_only, int64_t min_tokens, const py::object& transform,
-                       int64_t channels, double max_bad_fraction) {
+                       int64_t channels, double max_bad_fraction, bool skip_bad_rows) {
              auto opts = cd::CsvPairsOptions()
                              .image_column(image_column)
                              .path_separator(path_separator)
@@ -306,7 +307,8 @@ void bind_datasets(py::module_& m) {
                              .report_policy(report_policy(sections_only, min_tokens))
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::CsvPairsDataset>(csv_path, std::move(opts));
            }),
@@ -315,7 +317,7 @@ void bind_datasets(py::module_& m) {
            py::arg("study_column") = "study", py::arg("patient_column") = "patient",
            py::arg("root") = "", py::arg("sections_only") = true, py::arg("min_tokens") = 3,
            py::arg("transform") = py::none(), py::arg("channels") = 3,
-           py::arg("max_bad_fraction") = 0.05);
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false);
 
   py::class_<cd::LabeledDataset, cd::Dataset, std::shared_ptr<cd::LabeledDataset>>(m,
                                                                                    "LabeledDataset")
@@ -354,7 +356,7 @@ void bind_datasets(py::module_& m) {
       .def(py::init([](const std::string& csv_path, const std::vector<std::string>& labels,
                        const std::string& uncertain, bool blank_is_negative, bool frontal_only,
                        const std::string& image_root, const py::object& transform, int64_t channels,
-                       double max_bad_fraction) {
+                       double max_bad_fraction, bool skip_bad_rows) {
              auto opts = cd::ChexpertOptions()
                              .labels(labels)
                              .uncertain(cd::parse_uncertain_policy(uncertain))
@@ -363,7 +365,8 @@ void bind_datasets(py::module_& m) {
                              .image_root(image_root)
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::ChexpertDataset>(csv_path, std::move(opts));
            }),
@@ -371,60 +374,67 @@ void bind_datasets(py::module_& m) {
            py::arg("uncertain") = "zeros", py::arg("blank_is_negative") = true,
            py::arg("frontal_only") = false, py::arg("image_root") = "",
            py::arg("transform") = py::none(), py::arg("channels") = 3,
-           py::arg("max_bad_fraction") = 0.05);
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false);
 
   py::class_<cd::RsnaDataset, cd::LabeledDataset, std::shared_ptr<cd::RsnaDataset>>(m,
                                                                                     "RsnaDataset")
       .def(py::init([](const std::string& root, const std::string& labels_csv,
                        const std::string& images_dir, const std::string& extension,
-                       const py::object& transform, int64_t channels, double max_bad_fraction) {
+                       const py::object& transform, int64_t channels, double max_bad_fraction,
+                       bool skip_bad_rows) {
              auto opts = cd::RsnaOptions()
                              .labels_csv(labels_csv)
                              .images_dir(images_dir)
                              .extension(extension)
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::RsnaDataset>(root, std::move(opts));
            }),
            py::arg("root"), py::arg("labels_csv") = "stage_2_train_labels.csv",
            py::arg("images_dir") = "stage_2_train_images", py::arg("extension") = ".dcm",
            py::arg("transform") = py::none(), py::arg("channels") = 3,
-           py::arg("max_bad_fraction") = 0.05);
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false);
 
   py::class_<cd::CovidxDataset, cd::LabeledDataset, std::shared_ptr<cd::CovidxDataset>>(
       m, "CovidxDataset")
       .def(py::init([](const std::string& root, const std::string& split_file,
                        const std::vector<std::string>& classes, const std::string& images_dir,
-                       const py::object& transform, int64_t channels, double max_bad_fraction) {
+                       const py::object& transform, int64_t channels, double max_bad_fraction,
+                       bool skip_bad_rows) {
              auto opts = cd::CovidxOptions()
                              .classes(classes)
                              .images_dir(images_dir)
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::CovidxDataset>(root, split_file, std::move(opts));
            }),
            py::arg("root"), py::arg("split_file") = "train.txt",
            py::arg("classes") = std::vector<std::string>{"COVID-19", "pneumonia", "normal"},
            py::arg("images_dir") = "", py::arg("transform") = py::none(), py::arg("channels") = 3,
-           py::arg("max_bad_fraction") = 0.05);
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false);
 
   py::class_<cd::MuraDataset, cd::LabeledDataset, std::shared_ptr<cd::MuraDataset>>(m,
                                                                                     "MuraDataset")
       .def(py::init([](const std::string& root, const std::string& split,
-                       const py::object& transform, int64_t channels, double max_bad_fraction) {
+                       const py::object& transform, int64_t channels, double max_bad_fraction,
+                       bool skip_bad_rows) {
              auto opts = cd::MuraOptions()
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::MuraDataset>(root, split, std::move(opts));
            }),
            py::arg("root"), py::arg("split") = "train", py::arg("transform") = py::none(),
-           py::arg("channels") = 3, py::arg("max_bad_fraction") = 0.05);
+           py::arg("channels") = 3, py::arg("max_bad_fraction") = 0.05,
+           py::arg("skip_bad_rows") = false);
 
   py::class_<cd::SubsetDataset, cd::Dataset, std::shared_ptr<cd::SubsetDataset>>(m, "SubsetDataset")
       .def(py::init([](std::shared_ptr<cd::Dataset> base, std::vector<int64_t> indices) {
@@ -440,19 +450,20 @@ void bind_datasets(py::module_& m) {
       m, "RetrievalSet", "The CheXpert 8x200-style zero-shot retrieval set.")
       .def(py::init([](const std::string& dir, const std::vector<std::string>& categories,
                        const std::string& image_root, const py::object& transform, int64_t channels,
-                       double max_bad_fraction) {
+                       double max_bad_fraction, bool skip_bad_rows) {
              auto opts = cd::RetrievalOptions()
                              .categories(categories)
                              .image_root(image_root)
                              .transform(to_transform(transform))
                              .channels(channels)
-                             .max_bad_fraction(max_bad_fraction);
+                             .max_bad_fraction(max_bad_fraction)
+                             .skip_bad_rows(skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::RetrievalSet>(dir, std::move(opts));
            }),
            py::arg("dir"), py::arg("categories") = cd::retrieval_categories(),
            py::arg("image_root") = "", py::arg("transform") = py::none(), py::arg("channels") = 3,
-           py::arg("max_bad_fraction") = 0.05)
+           py::arg("max_bad_fraction") = 0.05, py::arg("skip_bad_rows") = false)
       .def_property_readonly("categories", &cd::RetrievalSet::categories)
       .def_property_readonly("candidates", &cd::RetrievalSet::candidates)
       .def_property_readonly("image_queries", &cd::RetrievalSet::image_queries)

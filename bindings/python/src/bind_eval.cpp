@@ -85,6 +85,7 @@ py::dict progress_dict(const convirt::pipeline::EvaluateProgress& p) {
   d["metric"] = p.metric;
   d["train_examples"] = p.train_examples;
   d["streamed"] = p.streamed;
+  d["bad_images"] = p.bad_images;
   d["seconds"] = p.seconds;
   return d;
 }
@@ -117,6 +118,8 @@ convirt::pipeline::EvaluateOptions evaluate_options(const py::dict& config) {
       o.uncertain(v.cast<std::string>());
     } else if (key == "mura_level") {
       o.mura_level(v.cast<std::string>());
+    } else if (key == "skip_bad_rows") {
+      o.skip_bad_rows(v.cast<bool>());
     } else if (key == "val_fraction") {
       o.val_fraction(v.cast<double>());
     } else if (key == "test_fraction") {

@@ -85,6 +85,9 @@ struct EvaluateOptions {
   TORCH_ARG(std::string, uncertain) = "zeros";
   /// MURA: the level the AUC is computed at, "patient" (the paper), "study" or "image".
   TORCH_ARG(std::string, mura_level) = "patient";
+  /// Skip and count (instead of refusing) table rows that are ragged or hold invalid UTF-8; they
+  /// are listed with the dataset's other skipped samples (data::ChexpertOptions::skip_bad_rows).
+  TORCH_ARG(bool, skip_bad_rows) = false;
 
   // Splits. Validation (model selection) is always carved out of the training data, stratified by
   // label and, where patients are known, with no patient on both sides.
@@ -138,7 +141,11 @@ struct EvaluateProgress {
   double metric = 0.0;     ///< the run's test metric, in [0, 1]
   int64_t train_examples = 0;
   bool streamed = false;  ///< whether the images were streamed (DataMode::kStream)
-  double seconds = 0.0;   ///< wall time of the run
+  /// Images of the train, val and test splits skipped as unreadable (truncated, not an image,
+  /// missing since indexing), counted the same way in every data mode; more than 5% of a split is
+  /// an error.
+  int64_t bad_images = 0;
+  double seconds = 0.0;  ///< wall time of the run
 };
 
 using EvaluateCallback = std::function<void(const EvaluateProgress&)>;

@@ -40,6 +40,9 @@ struct PretrainJob {
   TORCH_ARG(std::string, val_csv) = "";
   TORCH_ARG(std::string, image_column) = "image";
   TORCH_ARG(std::string, text_column) = "text";
+  /// Skip and count (instead of refusing) table rows that are ragged or hold invalid UTF-8; they
+  /// are skipped pairs like the others (OUT/skipped.tsv, max_bad_fraction).
+  TORCH_ARG(bool, skip_bad_rows) = false;
   /// The paper's augmentation on the training images; off, they get the evaluation preprocessing.
   TORCH_ARG(bool, augment) = true;
   /// The model: a preset name ("small", "paper"), a ModelConfig JSON file (*.json) or JSON text.

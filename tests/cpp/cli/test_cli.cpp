@@ -83,6 +83,26 @@ TEST_CASE("convirt eval linear from a YAML or JSON config writes results.json", 
         Approx(res.classification("linear", "From YAML", "COVIDx", "100")->mean));
 }
 
+TEST_CASE("convirt eval refuses a ragged table line unless --skip-bad-rows", "[cli]") {
+  convirt::test::TempDir tmp("convirt-cli");
+  const std::string model = (tmp / "model.pt").string();
+  convirt::test::write_small_model(model);
+  const auto root = tmp / "covidx";
+  convirt::test::write_covidx(root, 24, 12);
+  convirt::test::write_text_file(root / "train.txt",
+                                 convirt::test::read_text(root / "train.txt") + "broken\n");
+  const std::string args = "eval linear --model '" + model + "' --dataset covidx --data-root '" +
+                           root.string() + "' --fractions 1 --seeds 1 --max-epochs 2 --workers 1";
+  auto strict = run_convirt(args, tmp / "log1.txt");
+  INFO(strict.output);
+  CHECK(strict.status != 0);
+  CHECK(strict.output.find("train.txt line 25: ragged line") != std::string::npos);
+  auto skipping = run_convirt(args + " --skip-bad-rows", tmp / "log2.txt");
+  INFO(skipping.output);
+  CHECK(skipping.status == 0);
+  CHECK(skipping.output.find("ragged line") != std::string::npos);  // listed as skipped
+}
+
 TEST_CASE("convirt reports bad configs and options with a message and exit status", "[cli]") {
   convirt::test::TempDir tmp("convirt-cli");
   const auto deep = tmp / "deep.yaml";

@@ -134,6 +134,60 @@ TEST_CASE("evaluate: streamed fine-tuning gives the in-memory result", "[pipelin
   CHECK(auto_runs[0].metric == memory_runs[0].metric);
 }
 
+TEST_CASE("evaluate: a bad image is skipped, counted and reported alike in memory and streamed",
+          "[pipeline][evaluate]") {
+  // The same corrupt fixtures for both data modes: in the test split a truncated PNG, a truncated
+  // JPEG and a text file named .png (3 of 60: the 5% budget exactly); in the training data another
+  // truncated PNG (wherever the split puts it, at most 5% of its part) and a missing file (left out
+  // when the dataset is indexed, before either mode reads an image).
+  TempDir tmp("convirt-evaluate");
+  const std::string model = (tmp / "model.pt").string();
+  convirt::test::write_small_model(model);
+  const auto root = tmp / "covidx";
+  convirt::test::write_covidx(root, 160, 60);
+  auto cut = [](const std::filesystem::path& p) {
+    const std::string bytes = convirt::test::read_text(p);
+    convirt::test::write_text(p, bytes.substr(0, bytes.size() / 2));
+  };
+  cut(root / "test" / "test0.png");
+  convirt::test::write_text(
+      root / "test" / "test1.png",
+      convirt::image::encode_jpeg(torch::rand({1, 32, 32}), 90).substr(0, 200));
+  convirt::test::write_text(root / "test" / "test2.png", "not an image\n");
+  cut(root / "train" / "train5.png");
+  std::filesystem::remove(root / "train" / "train7.png");
+  auto opts = quick(model)
+                  .dataset(pl::DatasetKind::kCovidx)
+                  .data_root(root.string())
+                  .protocol(pl::Protocol::kFinetune)
+                  .fractions({1.0})
+                  .seeds(1)
+                  .batch_size(16)
+                  .max_steps(4)
+                  .warmup_steps(2)
+                  .threads(1)
+                  .workers(2);
+  std::vector<pl::EvaluateProgress> memory_runs, stream_runs;
+  pl::evaluate(pl::EvaluateOptions(opts).data_mode(pl::DataMode::kInMemory),
+               [&](const pl::EvaluateProgress& p) { memory_runs.push_back(p); });
+  pl::evaluate(pl::EvaluateOptions(opts).data_mode(pl::DataMode::kStream),
+               [&](const pl::EvaluateProgress& p) { stream_runs.push_back(p); });
+  REQUIRE(memory_runs.size() == 1);
+  REQUIRE(stream_runs.size() == 1);
+  CHECK(stream_runs[0].streamed);
+  CHECK(memory_runs[0].bad_images == 4);
+  CHECK(stream_runs[0].bad_images == memory_runs[0].bad_images);
+  CHECK(stream_runs[0].train_examples == memory_runs[0].train_examples);
+  CHECK(stream_runs[0].metric == memory_runs[0].metric);
+  CHECK(std::isfinite(stream_runs[0].metric));
+  // One bad image more in the test split is past 5%: both modes refuse it the same way.
+  cut(root / "test" / "test3.png");
+  for (auto mode : {pl::DataMode::kInMemory, pl::DataMode::kStream}) {
+    CHECK_THROWS_WITH(pl::evaluate(pl::EvaluateOptions(opts).data_mode(mode)),
+                      Catch::Contains("too many bad samples (4 of 60"));
+  }
+}
+
 TEST_CASE("evaluate: errors name the option", "[pipeline][evaluate]") {
   TempDir tmp("convirt-evaluate");
   const std::string model = (tmp / "model.pt").string();

@@ -79,7 +79,7 @@ pipeline::PretrainJob csv_job(const fs::path& data, const fs::path& out) {
 TEST_CASE("pretraining options: every option round-trips through JSON, errors name the option",
           "[pipeline][pretrain]") {
   pipeline::PretrainJob job("runs/x");
-  job.data("root").model("paper").image_size(96).vocab_size(512).device("cpu");
+  job.data("root").model("paper").image_size(96).vocab_size(512).device("cpu").skip_bad_rows(true);
   job.init().image_init("r50.pth").text_frozen_layers(3);
   job.trainer()
       .objective(train::Objective::kContrastiveBinary)
@@ -96,6 +96,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   CHECK(back.trainer().precision() == train::Precision::kBf16);
   CHECK(back.trainer().max_bad_fraction() == 0.2);
   CHECK(back.trainer().seed() == 7);
+  CHECK(back.skip_bad_rows());
   CHECK_FALSE(back.trainer().resume());
 
   // The defaults are the library's (the trainer's paper values), and absent keys keep them.
@@ -208,6 +209,21 @@ TEST_CASE("pipeline::pretrain on CSV pairs: skipped rows counted and listed, the
   typo.vocab((tmp / "no-such-vocab.txt").string());
   CHECK_THROWS_WITH(pipeline::pretrain(typo), Contains("vocab: no such file"));
   CHECK_FALSE(fs::exists(tmp / "no-such-vocab.txt"));
+
+  // A ragged row (line 20: 3 fields of 2) stops the run before training, naming the line; with
+  // skip_bad_rows it is one more skipped pair in skipped.tsv, counted against the budget.
+  test::write_text_file(data / "train.csv",
+                        test::read_text(data / "train.csv") + "train0.png,\"The top band.\",x\n");
+  auto ragged = csv_job(data, tmp / "ragged");
+  ragged.trainer().max_bad_fraction(0.2);
+  CHECK_THROWS_WITH(pipeline::pretrain(ragged),
+                    Contains("train.csv line 20: ragged row: expected 2 fields"));
+  auto skipping = csv_job(data, tmp / "skipping");
+  skipping.skip_bad_rows(true).trainer().max_bad_fraction(0.2);
+  pipeline::pretrain(skipping);
+  const std::string skipped3 = test::read_text(tmp / "skipping" / "skipped.tsv");
+  CHECK(std::count(skipped3.begin(), skipped3.end(), '\n') == 4);  // header + 3 rows
+  CHECK_THAT(skipped3, Contains("train.csv line 20\tragged row: expected 2 fields"));
 }
 
 TEST_CASE("pipeline::pretrain with a learned temperature: it moves, stays in bounds and resumes",

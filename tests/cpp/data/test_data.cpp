@@ -78,7 +78,7 @@ fs::path write_mimic(const TempDir& tmp) {
 
 }  // namespace
 
-TEST_CASE("CSV parser handles quotes, CRLF, a BOM and short rows", "[data]") {
+TEST_CASE("CSV parser handles quotes, CRLF, a BOM and rows of any width", "[data]") {
   auto rows = parse_csv(
       "\xEF\xBB\xBF"
       "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\r\n\n1,\"multi\nline\",3");
@@ -89,11 +89,137 @@ TEST_CASE("CSV parser handles quotes, CRLF, a BOM and short rows", "[data]") {
   CHECK(parse_csv(csv_line({"p,q", "r\"s", "t"}) + "\n")[0] ==
         std::vector<std::string>{"p,q", "r\"s", "t"});
   TempDir tmp("convirt-data");
-  write_text(tmp / "t.csv", "A,B\n1\n");
+  write_text(tmp / "t.csv", "A,B\n1,\n");
   auto t = read_csv((tmp / "t.csv").string());
   CHECK(t.get(0, "B").empty());
   CHECK_THROWS_AS(t.require_column("C"), c10::ValueError);
   CHECK_THROWS_AS(read_csv((tmp / "missing.csv").string()), c10::ValueError);
+}
+
+TEST_CASE("CSV reader refuses ragged rows and invalid UTF-8, or skips and counts them",
+          "[data][csv]") {
+  using Catch::Matchers::Contains;
+  TempDir tmp("convirt-data");
+  const auto path = (tmp / "t.csv").string();
+  // A newline inside a quoted field is not a ragged row, and the line numbers count it.
+  write_text(tmp / "t.csv", "A,B,C\n1,\"x\ny\",3\n\n4,5,6\n");
+  auto ok = read_csv(path);
+  REQUIRE(ok.rows.size() == 2);
+  CHECK(ok.rows[0][1] == "x\ny");
+  CHECK(ok.lines == std::vector<int64_t>{2, 5});
+  CHECK(ok.where(1) == path + " line 5");
+  CHECK(ok.skipped.empty());
+
+  write_text(tmp / "t.csv", "A,B,C\n1,2,3\n\"a,\nb\",2\n7,8,9,10\n4,5,6\n");
+  CHECK_THROWS_WITH(read_csv(path), Contains(path) && Contains("line 3") &&
+                                        Contains("expected 3 fields (the header's), got 2") &&
+                                        Contains("skip_bad_rows"));
+  CHECK_THROWS_AS(read_csv(path), c10::ValueError);
+  auto skipped = read_csv(path, CsvOptions().skip_bad_rows(true));
+  REQUIRE(skipped.rows.size() == 2);
+  CHECK(skipped.rows[1] == std::vector<std::string>{"4", "5", "6"});
+  CHECK(skipped.lines == std::vector<int64_t>{2, 6});
+  REQUIRE(skipped.skipped.size() == 2);
+  CHECK(skipped.skipped[0].line == 3);
+  CHECK(skipped.skipped[1].line == 5);
+  CHECK_THAT(skipped.skipped[1].reason,
+             Contains("ragged row: expected 3 fields") && Contains("got 4"));
+
+  // 0xFF in the second field of line 3, and an overlong '/' (0xC0 0xAF) on the second line of a
+  // quoted field: the error names the line and column of the byte, and the field.
+  write_text(tmp / "t.csv",
+             "Path,Text\na.png,ok\nb.png,caf\xff\n\"c\xc3\xa9\",\"one\ntwo \xc0\xaf\"\n");
+  CHECK_THROWS_WITH(read_csv(path), Contains(path) && Contains("line 3") &&
+                                        Contains("invalid UTF-8: byte 0xFF at column 10") &&
+                                        Contains("field 2 'Text'"));
+  auto utf = read_csv(path, CsvOptions().skip_bad_rows(true));
+  REQUIRE(utf.rows.size() == 1);
+  REQUIRE(utf.skipped.size() == 2);
+  CHECK(utf.skipped[1].line == 5);
+  CHECK_THAT(utf.skipped[1].reason, Contains("byte 0xC0 at column 5 (field 2 'Text')"));
+  // Valid multi-byte UTF-8 (the é above) is accepted.
+  write_text(tmp / "t.csv", "Path,Text\n\xc3\xa9.png,\xe2\x9c\x93 \xf0\x9f\x98\x80\n");
+  CHECK(read_csv(path).rows.size() == 1);
+  // A bad header is an error even when rows may be skipped.
+  write_text(tmp / "t.csv", "Pa\xffth,Text\na,b\n");
+  CHECK_THROWS_WITH(read_csv(path, CsvOptions().skip_bad_rows(true)),
+                    Contains("line 1: header: invalid UTF-8"));
+  // Without a header the first row sets the width.
+  write_text(tmp / "t.csv", "a,1\nb\nc,1\n");
+  CHECK_THROWS_WITH(read_csv(path, false),
+                    Contains("line 2: ragged row: expected 2 fields (the first row's), got 1"));
+  CHECK(read_csv(path, CsvOptions().has_header(false).skip_bad_rows(true)).rows.size() == 2);
+}
+
+TEST_CASE("Dataset readers refuse bad table rows or skip and count them with skip_bad_rows",
+          "[data][csv]") {
+  using Catch::Matchers::Contains;
+  TempDir tmp("convirt-data");
+  for (int i = 0; i < 4; ++i) write_image(tmp / "img" / ("p" + std::to_string(i) + ".png"), 0.5f);
+  // CheXpert: a short row and an invalid byte among four good rows.
+  const std::string chexpert = (tmp / "chexpert.csv").string();
+  write_text(
+      chexpert,
+      "Path,Frontal/Lateral,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n"
+      "img/p0.png,Frontal,1.0,,,,\nimg/p1.png,Frontal,0.0,,,,\nimg/p2.png,Frontal\n"
+      "img/p2.png,Frontal,1.0,,,,\nimg/p3.png,Fr\xffontal,1.0,,,,\nimg/p3.png,Frontal,0.0,,,,\n");
+  CHECK_THROWS_WITH(ChexpertDataset(chexpert), Contains("line 4") && Contains("got 2"));
+  ChexpertDataset cx(chexpert, ChexpertOptions().skip_bad_rows(true).max_bad_fraction(0.5));
+  CHECK(cx.size() == 4);
+  const auto bad = cx.skipped().entries();
+  REQUIRE(bad.size() == 2);
+  CHECK(bad[0].path == chexpert + " line 4");
+  CHECK_THAT(bad[0].reason, Contains("ragged row"));
+  CHECK(bad[1].path == chexpert + " line 6");
+  CHECK_THAT(bad[1].reason, Contains("invalid UTF-8") && Contains("'Frontal/Lateral'"));
+  // Skipped rows count against max_bad_fraction: 2 of 6 rows.
+  CHECK_THROWS_WITH(ChexpertDataset(chexpert, ChexpertOptions().skip_bad_rows(true)),
+                    Contains("too many bad samples (2 of 6"));
+
+  // CSV pairs (pretraining): the row is a skipped pair.
+  const std::string pairs = (tmp / "pairs.csv").string();
+  write_text(pairs,
+             "image,text\nimg/p0.png,FINDINGS: Lungs are clear. No effusion.\n"
+             "img/p1.png,FINDINGS: Lungs are clear.,extra\n");
+  CHECK_THROWS_WITH(CsvPairsDataset(pairs), Contains("line 3") && Contains("got 3"));
+  CsvPairsDataset cp(pairs, CsvPairsOptions().skip_bad_rows(true).max_bad_fraction(-1));
+  CHECK(cp.size() == 1);
+  CHECK(cp.skipped().count() == 1);
+
+  // RSNA.
+  fs::create_directories(tmp / "rsna");
+  write_text(tmp / "rsna" / "stage_2_train_labels.csv",
+             "patientId,x,y,width,height,Target\npa,,,,,1\npb,,,,\n");
+  CHECK_THROWS_WITH(RsnaDataset((tmp / "rsna").string()), Contains("line 3"));
+  RsnaDataset rs((tmp / "rsna").string(), RsnaOptions().skip_bad_rows(true).max_bad_fraction(-1));
+  CHECK(rs.skipped().count() == 2);  // the ragged row, then pa's missing image
+
+  // COVIDx split file (space separated): a line with one field, and one with 0xFF.
+  fs::create_directories(tmp / "covidx" / "train");
+  write_image(tmp / "covidx" / "train" / "a.png", 0.1f);
+  write_text(tmp / "covidx" / "train.txt", "1 a.png normal src\nbroken\n2 \xff.png normal src\n");
+  CHECK_THROWS_WITH(CovidxDataset((tmp / "covidx").string(), "train.txt"),
+                    Contains("train.txt line 2") && Contains("ragged line"));
+  CovidxDataset cv((tmp / "covidx").string(), "train.txt",
+                   CovidxOptions().skip_bad_rows(true).max_bad_fraction(-1));
+  CHECK(cv.size() == 1);
+  const auto cvbad = cv.skipped().entries();
+  REQUIRE(cvbad.size() == 2);
+  CHECK_THAT(cvbad[1].reason, Contains("invalid UTF-8: byte 0xFF at column 3"));
+
+  // MURA (headerless tables): a three-field row in a two-field table.
+  const fs::path mura = tmp / "mura" / "MURA-v1.1";
+  write_image(mura / "train" / "XR_HAND" / "patient1" / "study1_positive" / "image1.png", 0.3f);
+  write_text(mura / "train_image_paths.csv",
+             "MURA-v1.1/train/XR_HAND/patient1/study1_positive/image1.png\n");
+  write_text(mura / "train_labeled_studies.csv",
+             "MURA-v1.1/train/XR_HAND/patient1/study1_positive/,1\nMURA-v1.1/x/,1,2\n");
+  CHECK_THROWS_WITH(MuraDataset((tmp / "mura").string(), "train"),
+                    Contains("train_labeled_studies.csv line 2"));
+  MuraDataset mu((tmp / "mura").string(), "train",
+                 MuraOptions().skip_bad_rows(true).max_bad_fraction(-1));
+  CHECK(mu.size() == 1);
+  CHECK(mu.skipped().count() == 1);
 }
 
 TEST_CASE("MIMIC-CXR reader: views, sections, skipped studies and per-seed sampling", "[data]") {
@@ -238,12 +364,16 @@ TEST_CASE("COVIDx reader: split files, classes, bad lines", "[data]") {
       tmp / "train.txt",
       "1 a.png COVID-19 cohen\n2 b.png pneumonia rsna\n3 c.png normal rsna\n4 d.png normal rsna\n"
       "5 c.png flu rsna\nbroken\n");
-  CovidxDataset ds(tmp.path().string(), "train.txt", CovidxOptions().max_bad_fraction(0.6));
+  CovidxDataset ds(tmp.path().string(), "train.txt",
+                   CovidxOptions().max_bad_fraction(0.6).skip_bad_rows(true));
   REQUIRE(ds.size() == 3);
   CHECK(ds.skipped().count() == 3);
   CHECK(torch::equal(ds.labels().argmax(1), torch::tensor({0, 1, 2}, torch::kLong)));
+  CHECK_THROWS_WITH(
+      CovidxDataset(tmp.path().string(), "train.txt", CovidxOptions().skip_bad_rows(true)),
+      Catch::Contains("too many bad samples"));
   CHECK_THROWS_WITH(CovidxDataset(tmp.path().string(), "train.txt"),
-                    Catch::Contains("too many bad samples"));
+                    Catch::Contains("line 6: ragged line"));
 }
 
 TEST_CASE("MURA reader: study labels and patient grouping", "[data]") {

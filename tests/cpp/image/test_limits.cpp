@@ -4,6 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+
+#ifdef CONVIRT_TEST_WITH_ZLIB
+#include <zlib.h>
+#endif
+
 #include "test_util.h"
 
 using namespace convirt::image;
@@ -51,6 +57,44 @@ std::string png_declaring(uint32_t w, uint32_t h) {
   put_be32(png, 29, crc ^ 0xFFFFFFFFu);
   return png;
 }
+
+#ifdef CONVIRT_TEST_WITH_ZLIB
+// Raw deflate (no zlib header), the encoding of a deflated DICOM dataset.
+std::string raw_deflate(const std::string& in) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, in.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(&out[0]);
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// `dcm` (a write_dicom file, explicit VR little endian) re-encoded as Deflated Explicit VR Little
+// Endian: the meta group names the deflated syntax (its group length adjusted) and the dataset
+// after it is deflated; `dataset` replaces the dataset when given (a bomb's body).
+std::string deflated_dicom(std::string dcm, const std::string* dataset = nullptr) {
+  const size_t uid = dcm.find(std::string("\x02\x00\x10\x00UI", 6));  // TransferSyntaxUID
+  REQUIRE(uid != std::string::npos);
+  const size_t old_len =
+      static_cast<uint8_t>(dcm[uid + 6]) | (static_cast<uint8_t>(dcm[uid + 7]) << 8);
+  const std::string syntax("1.2.840.10008.1.2.1.99");  // 22 bytes: even, no padding
+  dcm.replace(uid + 8, old_len, syntax);
+  put_le16(dcm, uid + 6, static_cast<uint16_t>(syntax.size()));
+  REQUIRE(dcm.compare(132, 6, std::string("\x02\x00\x00\x00UL", 6)) == 0);  // group length
+  uint32_t group = 0;
+  for (int i = 0; i < 4; ++i)
+    group |= static_cast<uint32_t>(static_cast<uint8_t>(dcm[140 + i])) << (8 * i);
+  group += static_cast<uint32_t>(syntax.size() - old_len);
+  for (int i = 0; i < 4; ++i) dcm[140 + i] = static_cast<char>((group >> (8 * i)) & 0xFF);
+  const size_t body = 144 + group;
+  return dcm.substr(0, body) + raw_deflate(dataset ? *dataset : dcm.substr(body));
+}
+#endif
 
 }  // namespace
 
@@ -148,4 +192,46 @@ TEST_CASE("limits: a DICOM whose encoding DCMTK would have to guess is refused",
   dcm[rows + 4] = '2';
   CHECK_THROWS_WITH(decode_image(bytes(dcm), dcm.size()),
                     Contains("element (0028,0010) has an invalid VR"));
+}
+
+TEST_CASE("limits: a deflated DICOM inflating past the limit is refused before DCMTK reads it",
+          "[image][limits]") {
+  // A deflated dataset (transfer syntax 1.2.840.10008.1.2.1.99) reaches about 1000:1, and DCMTK
+  // inflates as it parses with no bound: 64 kB of deflated zeros would become 64 MB, 64 MB would
+  // become 64 GB. fuzz/regressions/fuzz_image/dicom_deflate_bomb is the same shape.
+#ifdef CONVIRT_TEST_WITH_ZLIB
+  if (!codec_available(ImageFormat::kDicom)) return;
+  convirt::test::TempDir dir("convirt-bomb");
+  const auto path = (dir / "a.dcm").string();
+  const auto pixels = torch::randint(0, 4095, {1, 6, 5}).to(torch::kInt16);
+  write_dicom(path, pixels, WriteDicomOptions().bits_stored(12));
+  const std::string plain = read_file_bytes(path);
+  // A valid deflated file still decodes, to the pixels of the plain one.
+  const std::string small = deflated_dicom(plain);
+  REQUIRE(small.find("1.2.840.10008.1.2.1.99") != std::string::npos);
+  const auto opts = ReadImageOptions().dicom_intensity(DicomIntensity::kBitDepth).max_pixels(4096);
+  const auto want = decode_image(bytes(plain), plain.size(), opts);
+  const auto got = decode_image(bytes(small), small.size(), opts);
+  CHECK(torch::equal(got, want));
+  CHECK(image_info(bytes(small), small.size()).width == 5);
+
+  // The bomb: 64 MiB of zeros after the same meta group. With max_pixels 4096 the cap is
+  // 4096 x 6 + 16 MiB = 16801792 bytes.
+  const std::string zeros(size_t{64} << 20, '\0');
+  const std::string bomb = deflated_dicom(plain, &zeros);
+  CHECK(bomb.size() < 100000);
+  const auto bomb_path = (dir / "bomb.dcm").string();
+  convirt::test::write_text(bomb_path, bomb);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(read_image(bomb_path, ReadImageOptions().max_pixels(4096)),
+                    Contains("bomb.dcm") && Contains("inflates to more than 16801792 bytes") &&
+                        Contains("at most 4096 pixels") && Contains("max_pixels"));
+  CHECK_THROWS_AS(read_image(bomb_path, ReadImageOptions().max_pixels(4096)), c10::ValueError);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(seconds < 10.0);  // about 16 MB inflated twice, not 64 MB handed to DCMTK
+  // A truncated deflate stream is an error, not a partial image.
+  CHECK_THROWS_WITH(decode_image(bytes(small), small.size() - 8, opts),
+                    Contains("deflated dataset is corrupt"));
+#endif
 }

@@ -21,6 +21,10 @@ struct CovidxOptions {
   TORCH_ARG(ImageTransform, transform) = {};
   TORCH_ARG(int64_t, channels) = 3;
   TORCH_ARG(double, max_bad_fraction) = 0.05;
+  /// A line of the split file that is ragged or holds invalid UTF-8 is an error naming the file,
+  /// the line and the column (false), or is skipped, listed in skipped() and counted against
+  /// max_bad_fraction (true: for tables known to be dirty).
+  TORCH_ARG(bool, skip_bad_rows) = false;
 };
 
 /// COVIDx as a multi-class task: labels are one-hot over `classes` (argmax = class index). Lines
