@@ -195,6 +195,13 @@ torch::Tensor sync_batch_norm(const torch::Tensor& input, const torch::Tensor& w
     invstd = (var + eps).rsqrt().to(acc);
     mean = mean.to(acc);
   }
+  // Function::apply needs defined tensors: a layer without affine parameters gets a constant scale
+  // of 1 and shift of 0 (which change no value) and no gradient.
+  if (!weight.defined()) {
+    const auto options = mean.options();
+    return SyncBatchNormFunction::apply(input, at::ones({channels}, options),
+                                        at::zeros({channels}, options), mean, invstd, count, ctx);
+  }
   return SyncBatchNormFunction::apply(input, weight, bias, mean, invstd, count, ctx);
 }
 

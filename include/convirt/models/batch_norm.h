@@ -13,6 +13,14 @@
 #include <ostream>
 #include <string>
 
+// LibTorch defines BatchNormImplBase<2, BatchNorm2dImpl>::pretty_print in its own library without
+// exporting it, yet a class derived from torch::nn::BatchNorm2dImpl needs it (the construction
+// vtables of its bases name it): convirt provides it (batch_norm.cpp), in torch's format.
+namespace torch::nn {
+template <>
+void BatchNormImplBase<2, BatchNorm2dImpl>::pretty_print(std::ostream& stream) const;
+}  // namespace torch::nn
+
 namespace convirt::models {
 
 /// A training-mode BatchNorm forward computed from other statistics than the layer's own batch
@@ -41,8 +49,9 @@ class BatchNorm2dImpl : public torch::nn::BatchNorm2dImpl {
       : torch::nn::BatchNorm2dImpl(options) {}
   /// A layer sharing `other`'s options, parameter and buffer tensors and mode (nothing is copied):
   /// what replaces a torch::nn::BatchNorm2d in a module tree.
+  /// (Module is a virtual base: this class initialises it, from `other`'s registry.)
   explicit BatchNorm2dImpl(const torch::nn::BatchNorm2dImpl& other)
-      : torch::nn::BatchNorm2dImpl(other) {}
+      : torch::nn::Module(other), torch::nn::BatchNorm2dImpl(other) {}
 
   torch::Tensor forward(const torch::Tensor& input);
   /// Hands the training-mode forward to `statistics`; nullptr restores the layer's own.
