@@ -34,6 +34,13 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
   return torch::nn::BatchNorm2dImpl::forward(input);
 }
 
+std::shared_ptr<torch::nn::Module> BatchNorm2dImpl::clone(
+    const c10::optional<torch::Device>& device) const {
+  // torch's deep copy, then a layer of this type sharing the copy's fresh tensors.
+  const auto copy = torch::nn::BatchNorm2dImpl::clone(device);
+  return std::make_shared<BatchNorm2dImpl>(dynamic_cast<const torch::nn::BatchNorm2dImpl&>(*copy));
+}
+
 void BatchNorm2dImpl::pretty_print(std::ostream& stream) const {
   print_batch_norm(stream, options);
   if (statistics_) stream << " [" << statistics_->describe() << "]";

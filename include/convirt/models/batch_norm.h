@@ -37,8 +37,8 @@ class BatchNormStatistics {
 
 /// torch::nn::BatchNorm2d, plus set_statistics(): with statistics set, the training-mode forward
 /// is theirs; evaluation mode always uses the running statistics (no communication). Without
-/// statistics it is torch::nn::BatchNorm2d exactly. clone() gives a torch::nn::BatchNorm2d (the
-/// statistics, which may hold a process group, are not copied).
+/// statistics it is torch::nn::BatchNorm2d exactly. clone() gives a convirt::models::BatchNorm2d
+/// without statistics (they may hold a process group, which a copy must not share by accident).
 ///
 /// Example:
 ///   convirt::models::BatchNorm2d bn(64);                 // as torch::nn::BatchNorm2d(64)
@@ -54,6 +54,9 @@ class BatchNorm2dImpl : public torch::nn::BatchNorm2dImpl {
       : torch::nn::Module(other), torch::nn::BatchNorm2dImpl(other) {}
 
   torch::Tensor forward(const torch::Tensor& input);
+  /// A deep copy of this type (so that a Sequential's clone keeps calling it), without statistics.
+  std::shared_ptr<torch::nn::Module> clone(
+      const c10::optional<torch::Device>& device = c10::nullopt) const override;
   /// Hands the training-mode forward to `statistics`; nullptr restores the layer's own.
   void set_statistics(std::shared_ptr<BatchNormStatistics> statistics) {
     statistics_ = std::move(statistics);

@@ -419,6 +419,12 @@ TEST_CASE("convert_sync_batch_norm keeps names and tensors, and refuses what it 
             ->downsample[1]
             ->as<models::BatchNorm2d>()
             ->statistics() != nullptr);
+  // A clone is a convirt::models::BatchNorm2d of its own, without the process group.
+  auto cloned = std::dynamic_pointer_cast<models::BatchNorm2dImpl>(net->bn1->clone());
+  REQUIRE(cloned != nullptr);
+  CHECK(cloned->statistics() == nullptr);
+  CHECK_FALSE(cloned->weight.is_same(net->bn1->weight));
+  CHECK(torch::equal(cloned->running_var, net->bn1->running_var));
   CHECK(dist::revert_sync_batch_norm(*net) == 12);
   CHECK(net->bn1->as<models::BatchNorm2d>()->statistics() == nullptr);
 
