@@ -91,6 +91,7 @@ struct PretrainArgs {
   pipeline::PretrainJob job;
   std::string objective = train::to_string(job.trainer().objective());
   std::string precision = train::to_string(job.trainer().precision());
+  std::string sync_batch_norm = train::to_string(job.trainer().sync_batch_norm());
   bool no_resume = false;
 };
 
@@ -116,6 +117,7 @@ int run_pretrain(PretrainArgs a) {
   job.trainer()
       .objective(train::parse_objective(a.objective))
       .precision(train::parse_precision(a.precision))
+      .sync_batch_norm(train::parse_sync_batch_norm(a.sync_batch_norm))
       .resume(!a.no_resume);
   pipeline::PretrainHooks hooks;
   hooks.on_trainer = [](train::Pretrainer* trainer) { g_running = trainer; };
@@ -349,6 +351,11 @@ int main(int argc, char** argv) {
   c_pre
       ->add_option("--precision", pre.precision,
                    "auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16: CUDA only)")
+      ->capture_default_str();
+  c_pre
+      ->add_option("--sync-batch-norm", pre.sync_batch_norm,
+                   "auto | on | off: BatchNorm statistics over the global batch when several "
+                   "ranks train (auto: when the model has BatchNorm layers)")
       ->capture_default_str();
 
   // eval linear | finetune | retrieval

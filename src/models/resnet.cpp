@@ -1,4 +1,5 @@
 #include <convirt/core/check.h>
+#include <convirt/models/batch_norm.h>
 #include <convirt/models/resnet.h>
 
 #include <torch/nn/functional/pooling.h>
@@ -14,7 +15,21 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad)
 nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
   if (stride == 1 && in == out) return nullptr;
   // Registered as "0" and "1", torchvision's names for the 1x1 projection and its BatchNorm.
-  return nn::Sequential(conv(in, out, 1, stride, 0), nn::BatchNorm2d(out));
+  return nn::Sequential(conv(in, out, 1, stride, 0), BatchNorm2d(out));
+}
+
+// The BatchNorm layers are convirt::models::BatchNorm2d (torch's, which convert_sync_batch_norm can
+// synchronise in place) held in the header's torch::nn::BatchNorm2d handles; norm() calls the
+// subclass's forward, which a call through the handle would not reach.
+nn::BatchNorm2d batch_norm(int64_t channels) {
+  std::shared_ptr<nn::BatchNorm2dImpl> layer =
+      std::make_shared<BatchNorm2dImpl>(nn::BatchNorm2dOptions(channels));
+  return nn::BatchNorm2d(layer);
+}
+
+torch::Tensor norm(nn::BatchNorm2d& bn, const torch::Tensor& x) {
+  if (auto* own = dynamic_cast<BatchNorm2dImpl*>(bn.get())) return own->forward(x);
+  return bn->forward(x);
 }
 }  // namespace
 
@@ -47,17 +62,17 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride)
 void BasicBlockImpl::reset() {
   const int64_t inplanes = inplanes_, planes = planes_, stride = stride_;
   conv1 = register_module("conv1", conv(inplanes, planes, 3, stride, 1));
-  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1 = register_module("bn1", batch_norm(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
-  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2 = register_module("bn2", batch_norm(planes));
   downsample = make_downsample(inplanes, planes * kExpansion, stride);
   if (downsample) register_module("downsample", downsample);
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = bn1(conv1(x));
+  auto out = norm(bn1, conv1(x));
   out.relu_();
-  out = bn2(conv2(out));
+  out = norm(bn2, conv2(out));
   // In place, as torchvision: ReLU's backward needs only its output, BatchNorm's only its input.
   out += downsample ? downsample->forward(x) : x;
   return out.relu_();
@@ -71,21 +86,21 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
 void BottleneckImpl::reset() {
   const int64_t inplanes = inplanes_, planes = planes_, stride = stride_;
   conv1 = register_module("conv1", conv(inplanes, planes, 1, 1, 0));
-  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1 = register_module("bn1", batch_norm(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, stride, 1));
-  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2 = register_module("bn2", batch_norm(planes));
   conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1, 1, 0));
-  bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+  bn3 = register_module("bn3", batch_norm(planes * kExpansion));
   downsample = make_downsample(inplanes, planes * kExpansion, stride);
   if (downsample) register_module("downsample", downsample);
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = bn1(conv1(x));
+  auto out = norm(bn1, conv1(x));
   out.relu_();
-  out = bn2(conv2(out));
+  out = norm(bn2, conv2(out));
   out.relu_();
-  out = bn3(conv3(out));
+  out = norm(bn3, conv3(out));
   out += downsample ? downsample->forward(x) : x;
   return out.relu_();
 }
@@ -131,7 +146,7 @@ void ResNetImpl::reset() {
   const int64_t conv1_in =
       options.in_channels() == 1 && options.channel_mode() != InputChannelMode::kReplicate ? 1 : 3;
   conv1 = register_module("conv1", conv(conv1_in, w, 7, 2, 3));
-  bn1 = register_module("bn1", nn::BatchNorm2d(w));
+  bn1 = register_module("bn1", batch_norm(w));
   const int64_t expansion = bottleneck() ? BottleneckImpl::kExpansion : BasicBlockImpl::kExpansion;
   int64_t inplanes = w;
   auto make_layer = [&](int64_t planes, int64_t blocks, int64_t stride) {
@@ -186,7 +201,7 @@ torch::Tensor ResNetImpl::prepare_input(const torch::Tensor& images) const {
 }
 
 torch::Tensor ResNetImpl::forward_features(const torch::Tensor& images) {
-  auto x = bn1(conv1(prepare_input(images)));
+  auto x = norm(bn1, conv1(prepare_input(images)));
   x.relu_();
   x = torch::nn::functional::max_pool2d(
       x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));

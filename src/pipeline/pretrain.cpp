@@ -65,6 +65,7 @@ void for_each_field(PretrainJob& j, F&& f) {
   f("max_seconds", t.max_seconds());
   f("grad_clip_norm", t.grad_clip_norm());
   f("precision", t.precision());
+  f("sync_batch_norm", t.sync_batch_norm());
   f("max_bad_steps", t.max_bad_steps());
   f("max_bad_fraction", t.max_bad_fraction());
   f("max_length", t.max_length());
@@ -84,6 +85,9 @@ struct ToJson {
   }
   void operator()(const char* name, train::Objective& value) { (*out)[name] = to_string(value); }
   void operator()(const char* name, train::Precision& value) { (*out)[name] = to_string(value); }
+  void operator()(const char* name, train::SyncBatchNormMode& value) {
+    (*out)[name] = to_string(value);
+  }
 };
 
 std::string type_name(const Json& v) {
@@ -141,6 +145,11 @@ struct FromJson {
     std::string s;
     (*this)(name, s);
     if (seen->count(name)) value = train::parse_precision(s);
+  }
+  void operator()(const char* name, train::SyncBatchNormMode& value) {
+    std::string s;
+    (*this)(name, s);
+    if (seen->count(name)) value = train::parse_sync_batch_norm(s);
   }
 };
 

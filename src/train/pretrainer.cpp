@@ -3,6 +3,7 @@
 #include <convirt/dist/grad_sync.h>
 #include <convirt/dist/infonce.h>
 #include <convirt/dist/sharding.h>
+#include <convirt/dist/sync_batch_norm.h>
 #include <convirt/io/checkpoint.h>
 #include <convirt/loss/contrastive_binary.h>
 #include <convirt/loss/infonce.h>
@@ -32,6 +33,26 @@ Objective parse_objective(const std::string& name) {
 
 std::string to_string(Objective objective) {
   return objective == Objective::kConVIRT ? "convirt" : "binary";
+}
+
+SyncBatchNormMode parse_sync_batch_norm(const std::string& name) {
+  if (name == "auto") return SyncBatchNormMode::kAuto;
+  if (name == "on") return SyncBatchNormMode::kOn;
+  if (name == "off") return SyncBatchNormMode::kOff;
+  CONVIRT_CHECK_VALUE(false, "sync_batch_norm must be 'auto', 'on' or 'off', got '", name, "'");
+  return SyncBatchNormMode::kAuto;
+}
+
+std::string to_string(SyncBatchNormMode mode) {
+  switch (mode) {
+    case SyncBatchNormMode::kOn:
+      return "on";
+    case SyncBatchNormMode::kOff:
+      return "off";
+    case SyncBatchNormMode::kAuto:
+      break;
+  }
+  return "auto";
 }
 
 namespace {
@@ -104,6 +125,12 @@ void broadcast_buffers(torch::nn::Module& module, const dist::DistributedContext
       offset += b.numel();
     }
   }
+}
+
+// A batch of 0 images of the model's input shape.
+torch::Tensor no_images(const models::ModelConfig& config, const torch::TensorOptions& options) {
+  const int64_t side = std::max<int64_t>(config.image_size(), 1);
+  return torch::zeros({0, config.resnet().in_channels(), side, side}, options);
 }
 
 // The random state of this process's default CPU generator.
@@ -182,6 +209,9 @@ struct Pretrainer::State {
   Precision precision = Precision::kFp32;
   /// Dynamic loss scaling (fp16 only).
   std::unique_ptr<GradScaler> scaler;
+  /// The model's BatchNorm layers are synchronised over the ranks
+  /// (PretrainOptions::sync_batch_norm).
+  bool sync_batch_norm = false;
 };
 
 models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& tokenizer) {
@@ -234,6 +264,24 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
   if (state_->precision == Precision::kFp16) state_->scaler = std::make_unique<GradScaler>();
   torch::manual_seed(options_.seed());
   model_->to(options_.device());
+  // BatchNorm over the global batch: converted before the weights are broadcast and the optimiser
+  // is built (the layers keep their names and tensors, so checkpoints do not change).
+  if (ctx.is_distributed() && options_.sync_batch_norm() != SyncBatchNormMode::kOff &&
+      dist::count_batch_norm(*model_) > 0) {
+    try {
+      const int64_t layers = dist::convert_sync_batch_norm(*model_, ctx);
+      state_->sync_batch_norm = true;
+      if (ctx.is_main() && options_.verbose())
+        std::fprintf(stderr, "[pretrain] %lld BatchNorm layers synchronised over %lld ranks\n",
+                     static_cast<long long>(layers), static_cast<long long>(ctx.world_size()));
+    } catch (const c10::ValueError& e) {
+      // Every rank has the same model, so every rank takes this branch.
+      if (options_.sync_batch_norm() == SyncBatchNormMode::kOn) throw;
+      if (ctx.is_main())
+        std::fprintf(stderr, "[pretrain] warning: BatchNorm stays per rank: %s\n",
+                     e.what_without_backtrace());
+    }
+  }
   std::vector<torch::Tensor> params = trainable(model_->parameters());
   for (const auto& p : model_->parameters()) {
     if (p.is_floating_point()) {
@@ -300,7 +348,11 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
   if (ctx.is_main()) fs::create_directories(options_.out_dir());
 }
 
-Pretrainer::~Pretrainer() = default;
+// The layers stop communicating with the trainer: a model used on one rank afterwards (in training
+// mode) must not wait for the others.
+Pretrainer::~Pretrainer() {
+  if (state_ && state_->sync_batch_norm && model_) dist::revert_sync_batch_norm(*model_);
+}
 
 torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Tensor& u,
                                          StepMetrics* metrics) {
@@ -338,6 +390,11 @@ std::pair<torch::Tensor, torch::Tensor> Pretrainer::embed(const data::Batch& bat
     auto empty = torch::zeros({0, model_->output_dim()},
                               torch::TensorOptions().dtype(state_->compute_dtype).device(device));
     const bool grad = torch::GradMode::is_enabled();
+    // Synchronised BatchNorm layers are collectives: the image encoder runs with 0 rows here, as
+    // the other ranks run it with theirs.
+    if (state_->sync_batch_norm)
+      return {loss_precision(model_->encode_image(no_images(model_->config(), empty.options()))),
+              empty.clone().requires_grad_(grad)};
     return {empty.clone().requires_grad_(grad), empty.clone().requires_grad_(grad)};
   }
   auto enc = tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
@@ -681,6 +738,16 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       AutocastScope scope(options_.device(), state_->precision);
       auto [v, u] = embed(batch);
       loss = objective_loss(v, u, &m);
+    } else if (state_->sync_batch_norm) {
+      // Too few pairs for the binary loss here, but the synchronised BatchNorm layers are
+      // collectives: this rank runs the image encoder (forward, and a zero backward) with the
+      // others.
+      AutocastScope scope(options_.device(), state_->precision);
+      const auto opts =
+          torch::TensorOptions().dtype(state_->compute_dtype).device(options_.device());
+      const auto images =
+          batch.size() > 0 ? batch.images.to(opts) : no_images(model_->config(), opts);
+      loss = model_->encode_image(images).sum() * 0;
     }
     ++state_->step;
     // Agreed on by all ranks (a local loss can go bad on one of them): skip together or not at
@@ -701,7 +768,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       continue;
     }
     state_->consecutive_bad = 0;
-    if (local_loss) (state_->scaler ? loss * state_->scaler->scale() : loss).backward();
+    if (loss.defined()) (state_->scaler ? loss * state_->scaler->scale() : loss).backward();
     // Every rank now holds the same (global) gradient, so every rank takes the same step.
     if (state_->sync) state_->sync->synchronize();
     if (state_->scaler) {

@@ -156,6 +156,9 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
   j["lr_decay"] = o.lr_decay();
   j["grad_clip_norm"] = o.grad_clip_norm();
   j["precision"] = to_string(o.precision());
+  // Recorded when chosen explicitly: folders written before the option existed resume (auto).
+  if (o.sync_batch_norm() != SyncBatchNormMode::kAuto)
+    j["sync_batch_norm"] = to_string(o.sync_batch_norm());
   j["max_bad_steps"] = o.max_bad_steps();
   j["max_bad_fraction"] = o.max_bad_fraction();
   j["max_length"] = o.max_length();

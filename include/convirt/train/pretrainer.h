@@ -39,6 +39,17 @@ enum class Objective {
 Objective parse_objective(const std::string& name);  ///< "convirt" or "binary"
 std::string to_string(Objective objective);
 
+/// Whether BatchNorm layers normalise with the whole global batch in a distributed job
+/// (convirt/dist/sync_batch_norm.h).
+enum class SyncBatchNormMode {
+  kAuto,  ///< on when more than one rank trains a model with BatchNorm layers (a layer that cannot
+          ///< be synchronised then leaves all of them per rank, with a warning)
+  kOn,    ///< as auto, but a layer that cannot be synchronised is an error
+  kOff,   ///< each rank normalises with its own shard (the ranks then only approximate one process)
+};
+SyncBatchNormMode parse_sync_batch_norm(const std::string& name);  ///< "auto", "on" or "off"
+std::string to_string(SyncBatchNormMode mode);
+
 /// Example:
 ///   auto opts = convirt::train::PretrainOptions("runs/demo").eval_every(200).max_steps(2000);
 struct PretrainOptions {
@@ -94,6 +105,11 @@ struct PretrainOptions {
   /// workers, max_bad_fraction); every other recorded option must still match.
   TORCH_ARG(bool, allow_option_change) = false;
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// BatchNorm statistics over the global batch on several ranks, so that W ranks with batch_size
+  /// b train exactly as one process with W * b (convirt::dist::convert_sync_batch_norm, applied
+  /// before the weights are broadcast; one all-gather of 2C+1 numbers per layer in forward and of
+  /// 2C in backward). No effect in a single process.
+  TORCH_ARG(SyncBatchNormMode, sync_batch_norm) = SyncBatchNormMode::kAuto;
   /// The job this process belongs to; the default is a single process. Every rank must be given
   /// the same options (out_dir on a file system they all see) and the same datasets.
   TORCH_ARG(dist::DistributedContext, distributed) = dist::DistributedContext();

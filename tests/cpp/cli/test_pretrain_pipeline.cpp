@@ -84,6 +84,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   job.trainer()
       .objective(train::Objective::kContrastiveBinary)
       .precision(train::Precision::kBf16)
+      .sync_batch_norm(train::SyncBatchNormMode::kOff)
       .learning_rate(3e-4)
       .max_bad_fraction(0.2)
       .seed(7)
@@ -94,6 +95,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   CHECK(back.init().image_init() == "r50.pth");
   CHECK(back.trainer().objective() == train::Objective::kContrastiveBinary);
   CHECK(back.trainer().precision() == train::Precision::kBf16);
+  CHECK(back.trainer().sync_batch_norm() == train::SyncBatchNormMode::kOff);
   CHECK(back.trainer().max_bad_fraction() == 0.2);
   CHECK(back.trainer().seed() == 7);
   CHECK(back.skip_bad_rows());
@@ -115,6 +117,9 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   CHECK_THROWS_WITH(pipeline::PretrainJob::from_json(R"({"seed": -1})"),
                     Contains("seed must be >= 0"));
   CHECK_THROWS_WITH(pipeline::PretrainJob::from_json(R"({"objective": "clip"})"), Contains("clip"));
+  CHECK_THROWS_WITH(pipeline::PretrainJob::from_json(R"({"sync_batch_norm": "yes"})"),
+                    Contains("sync_batch_norm must be 'auto', 'on' or 'off', got 'yes'"));
+  CHECK(defaults.trainer().sync_batch_norm() == train::SyncBatchNormMode::kAuto);
   CHECK_THROWS_WITH(pipeline::PretrainJob::from_json("[1]"), Contains("JSON object"));
 }
 

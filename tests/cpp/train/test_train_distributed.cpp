@@ -396,7 +396,7 @@ TEST_CASE("convirt launch --nproc 2 runs convirt pretrain on 2 ranks", "[train][
                                "/data/mimic-cxr-jpg --out " + root +
                                "/run --image-size 32 --vocab-size 300 --batch-size 4 "
                                "--max-steps 3 --eval-every 3 --log-every 1 --threads 1 "
-                               "--workers 1 > " +
+                               "--workers 1 --sync-batch-norm on > " +
                                root + "/pretrain.log 2>&1";
   const int rc = std::system(pretrain.c_str());
   const std::string output = read_text(dir / "pretrain.log");
@@ -404,6 +404,10 @@ TEST_CASE("convirt launch --nproc 2 runs convirt pretrain on 2 ranks", "[train][
   REQUIRE(rc == 0);
   // Rank 0 alone reports, logs and writes the model.
   CHECK(count_of(output, "pretraining stopped (max_steps) after 3 steps") == 1);
+  // The small preset's ResNet-18 has 20 BatchNorm layers, synchronised (and the choice recorded).
+  CHECK(count_of(output, "20 BatchNorm layers synchronised over 2 ranks") == 1);
+  CHECK(read_text(dir / "run" / "run_options.json").find(R"("sync_batch_norm": "on")") !=
+        std::string::npos);
   const std::string log = read_text(dir / "run" / "metrics.jsonl");
   CHECK(count_of(log, R"("type":"train")") == 3);
   CHECK(log.find(R"("world_size":2)") != std::string::npos);
