@@ -20,7 +20,7 @@ build=${CONVIRT_HARDENING_BUILD_DIR:-$root/build-hardening}
 fuzz_seconds=${CONVIRT_FUZZ_SECONDS:-15}
 fuzz_seed=${CONVIRT_FUZZ_SEED:-1}
 all_tests="test_core test_text test_data test_image test_models test_loss test_eval test_dist test_train
-  test_cli test_run_integrity test_fault_injection test_rank_loss"
+  test_sync_batch_norm test_cli test_run_integrity test_fault_injection test_rank_loss"
 tests=${CONVIRT_HARDENING_TESTS:-"test_core test_text test_data test_image test_models"}
 [[ $tests == all ]] && tests=$all_tests
 jobs=${CONVIRT_HARDENING_JOBS:-$(nproc)}
