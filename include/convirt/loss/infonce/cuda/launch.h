@@ -1,7 +1,7 @@
 #pragma once
 // Host entry points of the fused CUDA InfoNCE kernels (compiled once in
-// src/loss/infonce/cuda/kernels.cu). Torch-free: usable from the torch glue, the standalone test and any
-// CUDA program.
+// src/loss/infonce/cuda/kernels.cu). Torch-free: usable from the torch glue, the standalone test
+// and any CUDA program.
 //
 // Example:
 //   namespace ki = convirt::kernels::infonce;

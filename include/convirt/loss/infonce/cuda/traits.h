@@ -1,7 +1,8 @@
 #pragma once
 // Compile-time traits of the fused InfoNCE kernels: tile shapes per element type and the warp-level
 // tensor-core operations (mma.sync fragments, whose register layouts are those of the PTX ISA for
-// m16n8k16 and m16n8k8). CUDA only: included by kernel.cuh, which src/loss/infonce/cuda/kernels.cu compiles.
+// m16n8k16 and m16n8k8). CUDA only: included by kernel.cuh, which src/loss/infonce/cuda/kernels.cu
+// compiles.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
