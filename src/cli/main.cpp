@@ -18,8 +18,8 @@
 
 #include <convirt/core/version.h>
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
@@ -37,22 +37,21 @@ namespace {
 // cores from the data-loading threads: pretraining ran 10x slower on 2 busy
 // cores. So unless the user chose a policy, the program re-executes itself once
 // with the passive one.
-void ensure_passive_openmp(char **argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr)
-    return;
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   ::execv("/proc/self/exe",
-          argv); // returns only on failure: then carry on as we are
+          argv);  // returns only on failure: then carry on as we are
 }
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   ensure_passive_openmp(argv);
   std::vector<std::string> args(argv, argv + argc);
   try {
     args = cli::expand_config_args(args);
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     std::cerr << "convirt: " << e.what() << "\n";
     return 2;
   }
@@ -64,44 +63,42 @@ int main(int argc, char **argv) {
   // Before any subcommand is added: each copies the option defaults when it is
   // created.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.footer("Every subcommand also takes --config FILE (.json, or "
-             ".yaml/.yml): a JSON object or YAML "
-             "mapping of its long option names, optionally under a section "
-             "named after the subcommand; "
-             "flags on the command line override the file.");
+  app.footer(
+      "Every subcommand also takes --config FILE (.json, or "
+      ".yaml/.yml): a JSON object or YAML "
+      "mapping of its long option names, optionally under a section "
+      "named after the subcommand; "
+      "flags on the command line override the file.");
 
   // In the order `convirt --help` lists them.
   std::vector<cli::Subcommand> commands;
   commands.push_back(cli::add_synth(app));
   commands.push_back(cli::add_pretrain(app));
-  for (auto &c : cli::add_eval(app))
-    commands.push_back(std::move(c));
+  for (auto& c : cli::add_eval(app)) commands.push_back(std::move(c));
   commands.push_back(cli::add_embed(app));
   commands.push_back(cli::add_search(app));
   commands.push_back(cli::add_tsne(app));
   commands.push_back(cli::add_reproduce(app));
   commands.push_back(cli::add_launch(app));
 
-  std::vector<const char *> cargs;
-  for (const auto &s : args)
-    cargs.push_back(s.c_str());
+  std::vector<const char*> cargs;
+  for (const auto& s : args) cargs.push_back(s.c_str());
   try {
     app.parse(static_cast<int>(cargs.size()), cargs.data());
-  } catch (const CLI::ParseError &e) {
+  } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with status 0; every real usage error
     // is status 2.
     return app.exit(e) == 0 ? 0 : 2;
   }
 
   try {
-    for (const auto &c : commands) {
-      if (c.app->parsed())
-        return c.run();
+    for (const auto& c : commands) {
+      if (c.app->parsed()) return c.run();
     }
-  } catch (const c10::Error &e) {
+  } catch (const c10::Error& e) {
     std::cerr << "convirt: " << e.what_without_backtrace() << "\n";
     return 1;
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     std::cerr << "convirt: " << e.what() << "\n";
     return 1;
   }
