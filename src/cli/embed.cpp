@@ -1,6 +1,7 @@
 #include "embed.h"
 
 #include <cstdio>
+#include <memory>
 
 namespace convirt::cli {
 
@@ -67,6 +68,11 @@ int EmbedCommand::run() {
               options_.features().c_str());
   for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
   return 0;
+}
+
+Subcommand add_embed(CLI::App& app) {
+  auto command = std::make_shared<EmbedCommand>(&app);
+  return {command->app(), [command] { return command->run(); }};
 }
 
 }  // namespace convirt::cli

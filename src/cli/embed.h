@@ -1,6 +1,8 @@
 #pragma once
 // `convirt embed`: embeddings of an image folder (or CSV) and a text file into one file
-// (pipeline::embed). Kept out of main.cpp, which only creates it and runs it when parsed.
+// (pipeline::embed). main adds it with add_embed.
+
+#include "subcommand.h"
 
 #include <convirt/pipeline/embed.h>
 
@@ -12,7 +14,7 @@ class EmbedCommand {
  public:
   /// Adds the `embed` subcommand and its options to `app`.
   explicit EmbedCommand(CLI::App* app);
-  bool parsed() const { return app_->parsed(); }
+  CLI::App* app() const { return app_; }
   /// Embeds, printing progress to stderr and the files written to stdout. Neither --images nor
   /// --texts is a usage error (status 2).
   int run();
@@ -22,5 +24,8 @@ class EmbedCommand {
   pipeline::EmbedOptions options_;
   bool quiet_ = false;
 };
+
+/// Adds `embed` to `app`.
+Subcommand add_embed(CLI::App& app);
 
 }  // namespace convirt::cli

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 namespace convirt::cli {
 
@@ -70,6 +71,11 @@ int EvalZeroShotCommand::run() {
     std::cout << "results: " << out_ << "\n";
   }
   return 0;
+}
+
+Subcommand add_eval_zeroshot(CLI::App& eval) {
+  auto command = std::make_shared<EvalZeroShotCommand>(&eval);
+  return {command->app(), [command] { return command->run(); }};
 }
 
 }  // namespace convirt::cli

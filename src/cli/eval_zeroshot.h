@@ -1,7 +1,8 @@
 #pragma once
 // `convirt eval zeroshot`: zero-shot classification of a labelled dataset from text prompts
-// (pipeline::zero_shot). Kept out of main.cpp, which only creates it under `eval` and runs it when
-// parsed.
+// (pipeline::zero_shot). `convirt eval` (eval.cpp) adds it with add_eval_zeroshot.
+
+#include "subcommand.h"
 
 #include <convirt/pipeline/zero_shot.h>
 
@@ -15,7 +16,7 @@ class EvalZeroShotCommand {
  public:
   /// Adds the `zeroshot` subcommand and its options to `eval`.
   explicit EvalZeroShotCommand(CLI::App* eval);
-  bool parsed() const { return app_->parsed(); }
+  CLI::App* app() const { return app_; }
   /// Runs the evaluation, prints the metric (and per-label AUCs) and writes --out when given.
   int run();
 
@@ -25,5 +26,8 @@ class EvalZeroShotCommand {
   std::string dataset_ = "chexpert";
   std::string out_;
 };
+
+/// Adds `zeroshot` to `eval`.
+Subcommand add_eval_zeroshot(CLI::App& eval);
 
 }  // namespace convirt::cli

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 namespace convirt::cli {
 
@@ -50,6 +51,11 @@ int SearchCommand::run() {
     std::printf("%3lld  %.4f  %s\n", static_cast<long long>(h.rank), h.score, h.item.c_str());
   }
   return 0;
+}
+
+Subcommand add_search(CLI::App& app) {
+  auto command = std::make_shared<SearchCommand>(&app);
+  return {command->app(), [command] { return command->run(); }};
 }
 
 }  // namespace convirt::cli

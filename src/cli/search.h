@@ -1,6 +1,8 @@
 #pragma once
 // `convirt search`: the nearest entries of an embeddings file to a text or an image
-// (pipeline::search). Kept out of main.cpp, which only creates it and runs it when parsed.
+// (pipeline::search). main adds it with add_search.
+
+#include "subcommand.h"
 
 #include <convirt/pipeline/embed.h>
 
@@ -12,7 +14,7 @@ class SearchCommand {
  public:
   /// Adds the `search` subcommand and its options to `app`.
   explicit SearchCommand(CLI::App* app);
-  bool parsed() const { return app_->parsed(); }
+  CLI::App* app() const { return app_; }
   /// Prints the top k as "rank score item" lines, or as JSON with --json. A query that is neither
   /// or both of --text and --image is a usage error (status 2).
   int run();
@@ -22,5 +24,8 @@ class SearchCommand {
   pipeline::SearchOptions options_;
   bool json_ = false;
 };
+
+/// Adds `search` to `app`.
+Subcommand add_search(CLI::App& app);
 
 }  // namespace convirt::cli

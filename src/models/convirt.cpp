@@ -6,8 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 namespace convirt::models {
 namespace nn = torch::nn;
@@ -216,6 +220,39 @@ ModelConfig preset(const std::string& name) {
   if (name == "small") return small_preset();
   CONVIRT_CHECK_VALUE(false, "unknown model preset '", name, "'; known: paper, small");
   return {};
+}
+
+namespace {
+
+bool is_json_text(const std::string& spec) {
+  const auto first = spec.find_first_not_of(" \t\r\n");
+  return first != std::string::npos && spec[first] == '{';
+}
+
+bool is_json_path(const std::string& spec) {
+  return std::filesystem::path(spec).extension() == ".json";
+}
+
+}  // namespace
+
+bool is_preset_spec(const std::string& spec) {
+  return !is_json_text(spec) && !is_json_path(spec);
+}
+
+ModelConfig config_from(const std::string& spec, const std::string& argument) {
+  if (is_json_text(spec)) return ModelConfig::from_json(spec);
+  if (is_json_path(spec)) {
+    std::ifstream in(spec, std::ios::binary);
+    CONVIRT_CHECK_VALUE(in.good(), argument, ": cannot read the model config file '", spec, "'");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return ModelConfig::from_json(text.str());
+  }
+  const auto names = preset_names();
+  CONVIRT_CHECK_VALUE(std::find(names.begin(), names.end(), spec) != names.end(), argument,
+                      ": unknown model preset '", spec,
+                      "'; known: paper, small (or ModelConfig JSON text, or a .json file path)");
+  return preset(spec);
 }
 
 // ---------------------------------------------------------------- registry

@@ -5,12 +5,10 @@
 // loader on every pass.
 #include <convirt/pipeline/evaluate.h>
 
+#include "open_dataset.h"
+
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
-#include <convirt/data/datasets/chexpert.h>
-#include <convirt/data/datasets/covidx.h>
-#include <convirt/data/datasets/mura.h>
-#include <convirt/data/datasets/rsna.h>
 #include <convirt/data/loader.h>
 #include <convirt/data/subsets.h>
 #include <convirt/eval/finetune.h>
@@ -116,11 +114,6 @@ struct Splits {
   eval::ClassificationTask task = eval::ClassificationTask::kMultiLabel;
 };
 
-void check_path(const std::string& path, const std::string& option, const std::string& dataset) {
-  CONVIRT_CHECK_VALUE(!path.empty(), option, " must be set for dataset ", dataset);
-  CONVIRT_CHECK_VALUE(fs::exists(path), option, " must name an existing path, got '", path, "'");
-}
-
 Rows all_rows(const data::Dataset& ds) {
   Rows r(static_cast<size_t>(ds.size()));
   for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<int64_t>(i);
@@ -192,57 +185,22 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
                       "val_fraction must be in (0, 1), got ", o.val_fraction());
   const std::string kind = to_string(o.dataset());
   Splits s;
-  std::shared_ptr<data::LabeledDataset> train_ds, test_ds;
-  std::string group_level;
-  bool keep_mask = false;
+  detail::DatasetFiles files;
+  files.dataset = o.dataset();
+  files.train_csv = o.train_csv();
+  files.test_csv = o.test_csv();
+  files.image_root = o.image_root();
+  files.data_root = o.data_root();
+  files.labels = o.labels();
+  files.uncertain = o.uncertain();
+  files.mura_level = o.mura_level();
+  files.skip_bad_rows = o.skip_bad_rows();
+  auto opened = detail::open_dataset(files, std::move(transform), channels, /*with_train=*/true);
+  auto train_ds = opened.train, test_ds = opened.test;
+  const auto& group_level = opened.group_level;
+  const bool keep_mask = opened.keep_mask;
+  s.task = opened.task;
   Rows train_val, test_rows;
-  switch (o.dataset()) {
-    case DatasetKind::kChexpert: {
-      check_path(o.train_csv(), "train_csv", kind);
-      check_path(o.test_csv(), "test_csv", kind);
-      auto copts = data::ChexpertOptions()
-                       .uncertain(data::parse_uncertain_policy(o.uncertain()))
-                       .image_root(o.image_root())
-                       .transform(transform)
-                       .channels(channels)
-                       .skip_bad_rows(o.skip_bad_rows());
-      if (!o.labels().empty()) copts.labels(o.labels());
-      train_ds = std::make_shared<data::ChexpertDataset>(o.train_csv(), copts);
-      test_ds = std::make_shared<data::ChexpertDataset>(o.test_csv(), copts);
-      keep_mask = true;
-      break;
-    }
-    case DatasetKind::kRsna: {
-      check_path(o.data_root(), "data_root", kind);
-      train_ds = std::make_shared<data::RsnaDataset>(
-          o.data_root(), data::RsnaOptions().transform(transform).channels(channels).skip_bad_rows(
-                             o.skip_bad_rows()));
-      test_ds = train_ds;
-      break;
-    }
-    case DatasetKind::kCovidx: {
-      check_path(o.data_root(), "data_root", kind);
-      auto copts = data::CovidxOptions().transform(transform).channels(channels).skip_bad_rows(
-          o.skip_bad_rows());
-      train_ds = std::make_shared<data::CovidxDataset>(o.data_root(), "train.txt", copts);
-      test_ds = std::make_shared<data::CovidxDataset>(o.data_root(), "test.txt", copts);
-      s.task = eval::ClassificationTask::kMultiClass;
-      break;
-    }
-    case DatasetKind::kMura: {
-      check_path(o.data_root(), "data_root", kind);
-      const auto& level = o.mura_level();
-      CONVIRT_CHECK_VALUE(level == "patient" || level == "study" || level == "image",
-                          "mura_level must be \"patient\", \"study\" or \"image\", got \"", level,
-                          "\"");
-      auto mopts = data::MuraOptions().transform(transform).channels(channels).skip_bad_rows(
-          o.skip_bad_rows());
-      train_ds = std::make_shared<data::MuraDataset>(o.data_root(), "train", mopts);
-      test_ds = std::make_shared<data::MuraDataset>(o.data_root(), "valid", mopts);
-      if (level != "image") group_level = level;
-      break;
-    }
-  }
   for (const auto* ds : {train_ds.get(), test_ds.get()}) {
     if (ds->skipped().count() > 0) std::fprintf(stderr, "%s\n", ds->skipped().summary().c_str());
   }

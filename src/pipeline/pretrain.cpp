@@ -16,10 +16,8 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 namespace convirt::pipeline {
 
@@ -153,26 +151,6 @@ struct FromJson {
   }
 };
 
-models::ModelConfig base_config(const std::string& model) {
-  const auto first = model.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && model[first] == '{')
-    return models::ModelConfig::from_json(model);
-  if (fs::path(model).extension() == ".json") {
-    std::ifstream in(model, std::ios::binary);
-    CONVIRT_CHECK_VALUE(in.good(), "model: cannot read the model config file '", model, "'");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return models::ModelConfig::from_json(text.str());
-  }
-  return models::preset(model);  // a ValueError listing the presets for an unknown name
-}
-
-bool is_preset(const std::string& model) {
-  const auto first = model.find_first_not_of(" \t\r\n");
-  return !(first != std::string::npos && model[first] == '{') &&
-         fs::path(model).extension() != ".json";
-}
-
 void validate(const PretrainJob& j) {
   CONVIRT_CHECK_VALUE(!j.out_dir().empty(), "out_dir must name the run folder");
   CONVIRT_CHECK_VALUE(j.data().empty() || (j.train_csv().empty() && j.val_csv().empty()),
@@ -294,8 +272,8 @@ PretrainJob PretrainJob::from_json(const std::string& text) {
 }
 
 models::ModelConfig job_model_config(const PretrainJob& job, int64_t vocab_size) {
-  models::ModelConfig config = base_config(job.model());
-  if (is_preset(job.model())) {
+  models::ModelConfig config = models::config_from(job.model());
+  if (models::is_preset_spec(job.model())) {
     // A preset is a family: its text encoder takes the vocabulary's size.
     const int64_t size = config.image_size();
     if (job.model() == "small") config = models::small_preset(vocab_size).image_size(size);
@@ -325,7 +303,7 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
   // Options that would fail late fail now, before the data is read.
   const torch::Device device = train::resolve_device(job.device(), ctx.local_rank());
   const train::Precision precision = train::resolve_precision(job.trainer().precision(), device);
-  const models::ModelConfig base = base_config(job.model());
+  const models::ModelConfig base = models::config_from(job.model());
   const int64_t size = job.image_size() > 0 ? job.image_size() : base.image_size();
   const int64_t channels = base.resnet().in_channels();
   const double bad = job.trainer().max_bad_fraction();

@@ -2,12 +2,10 @@
 // one of the paper's labelled datasets scored by cosine similarity.
 #include <convirt/pipeline/zero_shot.h>
 
+#include "open_dataset.h"
+
 #include <convirt/core/check.h>
 #include <convirt/core/threads.h>
-#include <convirt/data/datasets/chexpert.h>
-#include <convirt/data/datasets/covidx.h>
-#include <convirt/data/datasets/mura.h>
-#include <convirt/data/datasets/rsna.h>
 #include <convirt/data/loader.h>
 #include <convirt/data/subsets.h>
 #include <convirt/eval/metrics.h>
@@ -230,53 +228,22 @@ struct TestSplit {
   eval::ClassificationTask task = eval::ClassificationTask::kMultiLabel;
 };
 
-void check_path(const std::string& path, const std::string& option, const std::string& dataset) {
-  CONVIRT_CHECK_VALUE(!path.empty(), option, " must be set for dataset ", dataset);
-  CONVIRT_CHECK_VALUE(fs::exists(path), option, " must name an existing path, got '", path, "'");
-}
-
 TestSplit test_split(const ZeroShotOptions& o, data::ImageTransform transform, int64_t channels) {
   const std::string kind = to_string(o.dataset());
   TestSplit s;
-  std::shared_ptr<data::LabeledDataset> ds;
-  bool keep_mask = false;
-  std::string group_level;
-  switch (o.dataset()) {
-    case DatasetKind::kChexpert: {
-      check_path(o.test_csv(), "test_csv", kind);
-      auto copts = data::ChexpertOptions()
-                       .uncertain(data::parse_uncertain_policy(o.uncertain()))
-                       .image_root(o.image_root())
-                       .transform(transform)
-                       .channels(channels);
-      if (!o.labels().empty()) copts.labels(o.labels());
-      ds = std::make_shared<data::ChexpertDataset>(o.test_csv(), copts);
-      keep_mask = true;
-      break;
-    }
-    case DatasetKind::kRsna:
-      check_path(o.data_root(), "data_root", kind);
-      ds = std::make_shared<data::RsnaDataset>(
-          o.data_root(), data::RsnaOptions().transform(transform).channels(channels));
-      break;
-    case DatasetKind::kCovidx:
-      check_path(o.data_root(), "data_root", kind);
-      ds = std::make_shared<data::CovidxDataset>(
-          o.data_root(), "test.txt", data::CovidxOptions().transform(transform).channels(channels));
-      s.task = eval::ClassificationTask::kMultiClass;
-      break;
-    case DatasetKind::kMura: {
-      check_path(o.data_root(), "data_root", kind);
-      const auto& level = o.mura_level();
-      CONVIRT_CHECK_VALUE(level == "patient" || level == "study" || level == "image",
-                          "mura_level must be \"patient\", \"study\" or \"image\", got \"", level,
-                          "\"");
-      ds = std::make_shared<data::MuraDataset>(
-          o.data_root(), "valid", data::MuraOptions().transform(transform).channels(channels));
-      if (level != "image") group_level = level;
-      break;
-    }
-  }
+  detail::DatasetFiles files;
+  files.dataset = o.dataset();
+  files.test_csv = o.test_csv();
+  files.image_root = o.image_root();
+  files.data_root = o.data_root();
+  files.labels = o.labels();
+  files.uncertain = o.uncertain();
+  files.mura_level = o.mura_level();
+  auto opened = detail::open_dataset(files, std::move(transform), channels, /*with_train=*/false);
+  std::shared_ptr<data::LabeledDataset> ds = opened.test;
+  const bool keep_mask = opened.keep_mask;
+  const auto& group_level = opened.group_level;
+  s.task = opened.task;
   if (ds->skipped().count() > 0) std::fprintf(stderr, "%s\n", ds->skipped().summary().c_str());
   CONVIRT_CHECK_VALUE(ds->size() > 0, "dataset ", kind, ": the test data has no usable row");
   std::vector<std::string> patients;

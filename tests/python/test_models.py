@@ -140,6 +140,15 @@ def test_state_dict_files_interoperate_with_torch_save(tmp_path):
     assert all(torch.equal(loaded[k], sd[k]) for k in sd)
 
 
+def test_make_reads_a_config_json_file(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny_config()))
+    model = cm.make(str(path))
+    assert model.output_dim == 8
+    with pytest.raises(ValueError, match="cannot read the model config file .*absent.json"):
+        cm.make(str(tmp_path / "absent.json"))
+
+
 def test_bad_input_raises_typed_errors_naming_the_problem(tmp_path):
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         cm.make("huge")

@@ -454,8 +454,8 @@ def _make_cpp(preset_or_config: Any) -> Any:
 
 
 def make(preset_or_config: Any = "small") -> ConVIRTModel:
-    """A freshly initialised model (a ``torch.nn.Module``) from a preset name, a config dict or a config
-    JSON text."""
+    """A freshly initialised model (a ``torch.nn.Module``) from a preset name, a config dict, a config
+    JSON text or the path of a config .json file."""
     return ConVIRTModel(_make_cpp(preset_or_config))
 
 

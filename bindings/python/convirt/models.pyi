@@ -44,7 +44,8 @@ class ConVIRTModel(torch.nn.Module):
     def export_hf(self, dir: _Path, vocab_path: _Path = ..., format: str = ...) -> None: ...
 
 def make(preset_or_config: Union[str, Dict[str, Any]] = ...) -> ConVIRTModel:
-    """A freshly initialised model (a torch.nn.Module) from a preset name, a config dict or JSON."""
+    """A freshly initialised model (a torch.nn.Module) from a preset name, a config dict, JSON text or a
+    .json file path."""
 def load(path: _Path) -> ConVIRTModel:
     """Rebuilds the model saved at ``path`` (it remembers the path to find vocab.txt beside it)."""
 def read_config(path: _Path) -> Dict[str, Any]:

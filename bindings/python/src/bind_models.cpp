@@ -63,13 +63,6 @@ io::HfWeightFormat parse_format(const std::string& name) {
   return io::HfWeightFormat::kBoth;
 }
 
-models::ModelConfig config_from(const std::string& preset_or_json) {
-  auto first = preset_or_json.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && preset_or_json[first] == '{')
-    return models::ModelConfig::from_json(preset_or_json);
-  return models::preset(preset_or_json);
-}
-
 }  // namespace
 
 void bind_models(py::module_& root) {
@@ -158,9 +151,12 @@ void bind_models(py::module_& root) {
 
   m.def(
       "make_convirt",
-      [](const std::string& spec) { return models::make_convirt(config_from(spec)).ptr(); },
+      [](const std::string& spec) {
+        return models::make_convirt(models::config_from(spec, "preset_or_config_json")).ptr();
+      },
       py::arg("preset_or_config_json"),
-      "A fresh model from a preset name ('paper', 'small') or a ModelConfig JSON text.");
+      "A fresh model from a preset name ('paper', 'small'), a ModelConfig JSON text or a .json "
+      "file path.");
   m.def(
       "load_convirt", [](const std::string& path) { return io::load_convirt(path).ptr(); },
       py::arg("path"), release_gil());

@@ -24,4 +24,18 @@ ModelConfig small_preset(int64_t vocab_size = 2048);
 ModelConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
 
+/// The model config `spec` names, in any of the forms the command line and Python accept: a preset
+/// name ("paper", "small"), ModelConfig JSON text (its first non-blank character is '{') or the
+/// path of a ModelConfig JSON file (ending in ".json"). `argument` (the caller's option name)
+/// starts every error message: a ValueError for an unknown preset (naming it and the known ones) or
+/// a file that cannot be read; JSON errors are ModelConfig::from_json's.
+///
+/// Example:
+///   auto a = convirt::models::config_from("small");
+///   auto b = convirt::models::config_from(a.to_json());
+///   auto c = convirt::models::config_from("configs/my_model.json");
+ModelConfig config_from(const std::string& spec, const std::string& argument = "model");
+/// True when config_from(spec) reads a preset, i.e. `spec` is neither JSON text nor a .json path.
+bool is_preset_spec(const std::string& spec);
+
 }  // namespace convirt::models

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 using namespace convirt;
 using namespace convirt::models;
 using Catch::Matchers::Contains;
@@ -213,6 +215,31 @@ TEST_CASE("configs round-trip through JSON and the registry names what it knows"
   });
   auto custom = make_convirt(ModelConfig(tiny_config()).image_encoder("tiny_linear_probe_cnn"));
   CHECK(custom->image_head->options.in_features() == 32);
+}
+
+TEST_CASE("config_from reads a preset name, JSON text or a .json file, and names a bad value",
+          "[models][config]") {
+  CHECK(config_from("small").to_json() == small_preset().to_json());
+  CHECK(is_preset_spec("paper"));
+
+  auto cfg = tiny_config().projection_dim(24);
+  const auto text = "  \n" + cfg.to_json();
+  CHECK_FALSE(is_preset_spec(text));
+  CHECK(config_from(text).to_json() == cfg.to_json());
+
+  test::TempDir dir("config-from");
+  const auto path = (dir / "tiny.json").string();
+  std::ofstream(path) << cfg.to_json();
+  CHECK_FALSE(is_preset_spec(path));
+  CHECK(config_from(path).projection_dim() == 24);
+
+  CHECK_THROWS_WITH(config_from("huge", "preset"),
+                    Contains("preset: unknown model preset 'huge'; known: paper, small"));
+  CHECK_THROWS_WITH(
+      config_from((dir / "absent.json").string()),
+      Contains("model: cannot read the model config file") && Contains("absent.json"));
+  CHECK_THROWS_WITH(config_from(R"({"colour": 1})"),
+                    Contains("unknown model config field 'colour'"));
 }
 
 TEST_CASE("the paper preset builds ResNet-50 + BERT-base with the paper's heads",
