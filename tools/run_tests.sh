@@ -2,6 +2,8 @@
 # Installs what is missing, builds, and runs every test: the C++ suites (CTest: Catch2 cases, the package
 # test against the installed library, the format check, the CUDA standalone test), the Python suite, and
 # the hardening pass (a clang build with ASan + UBSan running the parser tests, and bounded fuzzing).
+# CONVIRT_HARDENING_TESTS=all runs every C++ suite under the sanitizers (about 10 more minutes; see
+# docs/fuzzing.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${CONVIRT_BUILD_DIR:-$root/build}
