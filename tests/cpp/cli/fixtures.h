@@ -20,6 +20,7 @@
 #include <string>
 
 #include "test_util.h"
+#include "tiny_model.h"
 
 namespace convirt::test {
 
@@ -68,27 +69,6 @@ inline CliRun run_convirt(const std::string& args, const std::filesystem::path& 
   return r;
 }
 #endif
-
-/// A ConVIRT model small enough to pretrain for a hundred steps in seconds at 32 px (grey ResNet-18
-/// of width 4, one BERT layer of width 32), for a vocabulary of `vocab_size` tokens.
-inline models::ModelConfig tiny_model_config(int64_t vocab_size) {
-  models::ModelConfig c;
-  c.image_encoder("resnet18")
-      .resnet(models::ResNetOptions(18).base_width(4).in_channels(1))
-      .bert(models::BertOptions(models::BertConfig()
-                                    .vocab_size(vocab_size)
-                                    .hidden_size(32)
-                                    .num_hidden_layers(1)
-                                    .num_attention_heads(2)
-                                    .intermediate_size(64)
-                                    .max_position_embeddings(32))
-                .frozen_layers(0)
-                .freeze_embeddings(false))
-      .projection_dim(16)
-      .max_length(32)
-      .image_size(32);
-  return c;
-}
 
 /// COVIDx v4 layout under `root`: train.txt / test.txt and the images in train/ and test/.
 inline void write_covidx(const std::filesystem::path& root, int64_t train = 48, int64_t test = 24) {

@@ -32,6 +32,7 @@
 #include "checkpoint_compare.h"
 #include "process.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 namespace fs = std::filesystem;
 using namespace convirt;
@@ -68,25 +69,10 @@ const char* name(Launcher l) {
   return l == Launcher::kCli ? "convirt launch" : "dist::launch";
 }
 
-// A model small enough for a 2-rank run of 12 steps in a few seconds (grey ResNet-18 of width 4,
-// one BERT layer of width 32, dropout on: each rank's random stream must resume exactly).
+// A model small enough for a 2-rank run of 12 steps in a few seconds (dropout on: each rank's
+// random stream must resume exactly).
 std::string tiny_model_json() {
-  models::ModelConfig c;
-  c.image_encoder("resnet18")
-      .resnet(models::ResNetOptions(18).base_width(4).in_channels(1))
-      .bert(models::BertOptions(models::BertConfig()
-                                    .vocab_size(300)
-                                    .hidden_size(32)
-                                    .num_hidden_layers(1)
-                                    .num_attention_heads(2)
-                                    .intermediate_size(64)
-                                    .max_position_embeddings(32))
-                .frozen_layers(0)
-                .freeze_embeddings(false))
-      .projection_dim(16)
-      .max_length(32)
-      .image_size(32);
-  return c.to_json();
+  return test::tiny_model_config(300).to_json();
 }
 
 // The synthetic data, the model config and one uninterrupted 2-rank run, kept in a cache folder of
