@@ -12,6 +12,7 @@
 #include <convirt/train/pretrainer.h>
 #include <convirt/train/run_folder.h>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
@@ -815,17 +816,20 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"images_per_s", m.images_per_second},
                  {"elapsed_s", meter.elapsed_seconds()}});
       if (print) {
-        char acc[64] = "";
+        std::string acc;
         if (options_.objective() == Objective::kConVIRT) {
-          std::snprintf(acc, sizeof(acc), " | acc i2t %.2f t2i %.2f", m.image_to_text_accuracy,
-                        m.text_to_image_accuracy);
+          acc = fmt::format(" | acc i2t {:.2f} t2i {:.2f}", m.image_to_text_accuracy,
+                            m.text_to_image_accuracy);
         }
+        // A learned tau is part of what moves: shown beside the loss it scales.
+        if (options_.learn_temperature()) acc += fmt::format(" | tau {:.4f}", m.temperature);
         const std::string total = total_steps > 0 ? "/" + std::to_string(total_steps) : "";
         std::fprintf(stderr,
                      "[pretrain] step %lld%s | loss %.4f%s | lr %.2e | %.1f img/s | elapsed %s | "
                      "ETA %s\n",
-                     static_cast<long long>(m.step), total.c_str(), m.loss, acc, m.learning_rate,
-                     m.images_per_second, format_duration(meter.elapsed_seconds()).c_str(),
+                     static_cast<long long>(m.step), total.c_str(), m.loss, acc.c_str(),
+                     m.learning_rate, m.images_per_second,
+                     format_duration(meter.elapsed_seconds()).c_str(),
                      format_duration(m.eta_seconds).c_str());
       }
       if (callback && !callback(m)) stop_requested_.store(true);

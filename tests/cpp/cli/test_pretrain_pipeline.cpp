@@ -270,6 +270,17 @@ TEST_CASE("pipeline::pretrain with a learned temperature: it moves, stays in bou
   REQUIRE(resumed.size() == 2);
   CHECK(std::abs(resumed.front() - taus.back()) < std::abs(0.1 - taus.back()));
 
+  // The program's progress line shows the learned tau.
+  const auto run = test::run_convirt(
+      "pretrain --train-csv '" + (data / "train.csv").string() + "' --val-csv '" +
+          (data / "val.csv").string() + "' --out '" + (tmp / "cli").string() +
+          "' --image-size 32 --vocab-size 120 --threads 1 --device cpu --batch-size 4 "
+          "--max-steps 2 --eval-every 2 --log-every 1 --workers 0 --learn-temperature",
+      tmp / "cli.log");
+  INFO(run.output);
+  CHECK(run.status == 0);
+  CHECK_THAT(run.output, Contains("| tau 0.1"));
+
   // The binary objective has no temperature to learn.
   auto binary = csv_job(data, tmp / "binary");
   binary.trainer().learn_temperature(true).objective(train::Objective::kContrastiveBinary);
