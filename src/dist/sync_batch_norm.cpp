@@ -67,7 +67,8 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     at::Tensor y = (input.to(acc) - mean.view(shape)) * invstd.view(shape);
     if (weight.defined()) y = y * weight.to(acc).view(shape) + bias.to(acc).view(shape);
     actx->save_for_backward({input, weight, mean, invstd});
-    actx->saved_data["count"] = count;
+    // Elements per channel over all ranks: the backward's mean of the gradient sums divides by it.
+    actx->saved_data["global_count"] = count;
     actx->saved_data["ctx"] = c10::IValue::make_capsule(c10::make_intrusive<ContextCapsule>(ctx));
     return y.to(input.scalar_type());
   }
@@ -78,7 +79,7 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     const at::Tensor& weight = saved[1];
     const at::Tensor& mean = saved[2];
     const at::Tensor& invstd = saved[3];
-    const double count = actx->saved_data["count"].toDouble();
+    const double count = actx->saved_data["global_count"].toDouble();
     const auto capsule =
         c10::static_intrusive_pointer_cast<ContextCapsule>(actx->saved_data["ctx"].toCapsule());
     const auto acc = compute_type(input);
