@@ -185,15 +185,8 @@ Splits make_splits(const EvaluateOptions& o, data::ImageTransform transform, int
                       "val_fraction must be in (0, 1), got ", o.val_fraction());
   const std::string kind = to_string(o.dataset());
   Splits s;
-  detail::DatasetFiles files;
-  files.dataset = o.dataset();
+  detail::DatasetFiles files = detail::dataset_files(o);
   files.train_csv = o.train_csv();
-  files.test_csv = o.test_csv();
-  files.image_root = o.image_root();
-  files.data_root = o.data_root();
-  files.labels = o.labels();
-  files.uncertain = o.uncertain();
-  files.mura_level = o.mura_level();
   files.skip_bad_rows = o.skip_bad_rows();
   auto opened = detail::open_dataset(files, std::move(transform), channels, /*with_train=*/true);
   auto train_ds = opened.train, test_ds = opened.test;

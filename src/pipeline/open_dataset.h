@@ -26,6 +26,21 @@ struct DatasetFiles {
   bool skip_bad_rows = false;
 };
 
+/// The dataset fields that EvaluateOptions and ZeroShotOptions share (same names, same meaning),
+/// copied from either; the caller adds what only it has (train_csv, skip_bad_rows).
+template <typename Options>
+DatasetFiles dataset_files(const Options& o) {
+  DatasetFiles files;
+  files.dataset = o.dataset();
+  files.test_csv = o.test_csv();
+  files.image_root = o.image_root();
+  files.data_root = o.data_root();
+  files.labels = o.labels();
+  files.uncertain = o.uncertain();
+  files.mura_level = o.mura_level();
+  return files;
+}
+
 /// A dataset's opened tables, before any row is split off or any image read.
 struct OpenedDataset {
   /// Null unless asked for. RSNA has one labelled set: `train` and `test` are then the same object

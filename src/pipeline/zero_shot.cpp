@@ -231,14 +231,7 @@ struct TestSplit {
 TestSplit test_split(const ZeroShotOptions& o, data::ImageTransform transform, int64_t channels) {
   const std::string kind = to_string(o.dataset());
   TestSplit s;
-  detail::DatasetFiles files;
-  files.dataset = o.dataset();
-  files.test_csv = o.test_csv();
-  files.image_root = o.image_root();
-  files.data_root = o.data_root();
-  files.labels = o.labels();
-  files.uncertain = o.uncertain();
-  files.mura_level = o.mura_level();
+  const detail::DatasetFiles files = detail::dataset_files(o);
   auto opened = detail::open_dataset(files, std::move(transform), channels, /*with_train=*/false);
   std::shared_ptr<data::LabeledDataset> ds = opened.test;
   const bool keep_mask = opened.keep_mask;

@@ -117,6 +117,16 @@ py::list bad_samples_list(const cd::BadSampleLog& log) {
   return out;
 }
 
+// The reading options every file-backed dataset has, from the keywords of the same names.
+template <typename Options>
+void set_reading(Options& opts, const py::object& transform, int64_t channels,
+                 double max_bad_fraction, bool skip_bad_rows) {
+  opts.transform(to_transform(transform))
+      .channels(channels)
+      .max_bad_fraction(max_bad_fraction)
+      .skip_bad_rows(skip_bad_rows);
+}
+
 cd::ReportPolicy report_policy(bool sections_only, int64_t min_tokens) {
   cd::ReportPolicy p;
   p.sections_only = sections_only;
@@ -273,11 +283,8 @@ void bind_datasets(py::module_& m) {
                              .frontal_views(frontal_views)
                              .reports_dir(reports_dir)
                              .image_extension(image_extension)
-                             .report_policy(report_policy(sections_only, min_tokens))
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+                             .report_policy(report_policy(sections_only, min_tokens));
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::MimicCxrDataset>(root, std::move(opts));
            }),
@@ -304,11 +311,8 @@ void bind_datasets(py::module_& m) {
                              .study_column(study_column)
                              .patient_column(patient_column)
                              .root(root)
-                             .report_policy(report_policy(sections_only, min_tokens))
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+                             .report_policy(report_policy(sections_only, min_tokens));
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::CsvPairsDataset>(csv_path, std::move(opts));
            }),
@@ -362,11 +366,8 @@ void bind_datasets(py::module_& m) {
                              .uncertain(cd::parse_uncertain_policy(uncertain))
                              .blank_is_negative(blank_is_negative)
                              .frontal_only(frontal_only)
-                             .image_root(image_root)
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+                             .image_root(image_root);
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::ChexpertDataset>(csv_path, std::move(opts));
            }),
@@ -385,11 +386,8 @@ void bind_datasets(py::module_& m) {
              auto opts = cd::RsnaOptions()
                              .labels_csv(labels_csv)
                              .images_dir(images_dir)
-                             .extension(extension)
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+                             .extension(extension);
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::RsnaDataset>(root, std::move(opts));
            }),
@@ -404,13 +402,8 @@ void bind_datasets(py::module_& m) {
                        const std::vector<std::string>& classes, const std::string& images_dir,
                        const py::object& transform, int64_t channels, double max_bad_fraction,
                        bool skip_bad_rows) {
-             auto opts = cd::CovidxOptions()
-                             .classes(classes)
-                             .images_dir(images_dir)
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+             auto opts = cd::CovidxOptions().classes(classes).images_dir(images_dir);
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::CovidxDataset>(root, split_file, std::move(opts));
            }),
@@ -424,11 +417,8 @@ void bind_datasets(py::module_& m) {
       .def(py::init([](const std::string& root, const std::string& split,
                        const py::object& transform, int64_t channels, double max_bad_fraction,
                        bool skip_bad_rows) {
-             auto opts = cd::MuraOptions()
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+             auto opts = cd::MuraOptions();
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::MuraDataset>(root, split, std::move(opts));
            }),
@@ -451,13 +441,8 @@ void bind_datasets(py::module_& m) {
       .def(py::init([](const std::string& dir, const std::vector<std::string>& categories,
                        const std::string& image_root, const py::object& transform, int64_t channels,
                        double max_bad_fraction, bool skip_bad_rows) {
-             auto opts = cd::RetrievalOptions()
-                             .categories(categories)
-                             .image_root(image_root)
-                             .transform(to_transform(transform))
-                             .channels(channels)
-                             .max_bad_fraction(max_bad_fraction)
-                             .skip_bad_rows(skip_bad_rows);
+             auto opts = cd::RetrievalOptions().categories(categories).image_root(image_root);
+             set_reading(opts, transform, channels, max_bad_fraction, skip_bad_rows);
              py::gil_scoped_release release;
              return std::make_shared<cd::RetrievalSet>(dir, std::move(opts));
            }),

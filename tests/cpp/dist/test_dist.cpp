@@ -10,6 +10,7 @@
 #include <convirt/dist/sharding.h>
 #include <convirt/loss/infonce.h>
 
+#include "self_launch.h"
 #include "test_util.h"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK.
@@ -260,37 +261,16 @@ void run_failure_scenario(const DistributedContext& ctx, const std::string& mode
 
 // ---- Launching the scenarios -------------------------------------------------------------------
 
-struct JobResult {
-  int rc = -1;
-  double seconds = 0;
-  bool skipped = true;
-};
+using convirt::test::JobResult;
+using convirt::test::load_tensors;
 
 JobResult run_job(const std::string& scenario, const fs::path& out, int64_t nproc = 2,
                   const std::string& timeout = "60", const std::string& extra = "") {
-  if (!convirt::dist::gloo_available()) {
-    WARN("skipped: this build of convirt::dist has no Gloo, so it cannot run several ranks");
-    return {};
-  }
-  ScopedEnv env({{"CONVIRT_TEST_SCENARIO", scenario},
-                 {"CONVIRT_TEST_OUT", out.string()},
-                 {"CONVIRT_TEST_EXTRA", extra},
-                 {"CONVIRT_DIST_TIMEOUT", timeout},
-                 {"OMP_NUM_THREADS", "1"}});
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const auto start = std::chrono::steady_clock::now();
-  JobResult r;
-  r.skipped = false;
-  r.rc = convirt::dist::launch(convirt::dist::LaunchOptions().nproc(nproc).kill_grace_seconds(20),
-                               {self, "dist worker", "--out", "/dev/null"});
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return r;
-}
-
-std::vector<torch::Tensor> load_tensors(const fs::path& p) {
-  std::vector<torch::Tensor> ts;
-  torch::load(ts, p.string());
-  return ts;
+  return convirt::test::launch_self_as_ranks("dist worker",
+                                             {{"CONVIRT_TEST_SCENARIO", scenario},
+                                              {"CONVIRT_TEST_OUT", out.string()},
+                                              {"CONVIRT_TEST_EXTRA", extra}},
+                                             nproc, timeout);
 }
 
 }  // namespace

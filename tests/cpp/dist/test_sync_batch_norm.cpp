@@ -16,6 +16,8 @@
 
 #include <torch/torch.h>
 
+#include "self_launch.h"
+#include "small_pairs.h"
 #include "test_util.h"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK.
@@ -168,58 +170,19 @@ std::vector<torch::Tensor> fine_tune(const dist::DistributedContext& ctx, bool s
   return out;
 }
 
-// The Pretrainer's job: a synthetic paired set, a float64 ConVIRT model with the tiny ResNet-18
-// (BatchNorm in training mode) and a BERT without dropout.
 constexpr int64_t kImage = 32;
 constexpr int64_t kPretrainSteps = 4;
 constexpr int64_t kBatch = 4;  // per rank; the 1-rank reference uses 2 * kBatch
 
-struct PretrainData {
-  std::shared_ptr<data::PairedDataset> train, val;
-  std::shared_ptr<text::WordPieceTokenizer> tokenizer;
-
-  explicit PretrainData(const fs::path& dir) {
-    auto synth =
-        pipeline::ensure_synthetic((dir / "data").string(), data::synthetic::SyntheticOptions()
-                                                                .train_studies(48)
-                                                                .validate_studies(13)
-                                                                .test_studies(2)
-                                                                .chexpert_train(4)
-                                                                .chexpert_valid(4)
-                                                                .retrieval_candidates(2)
-                                                                .retrieval_image_queries(1)
-                                                                .retrieval_text_queries(1)
-                                                                .image_size(kImage)
-                                                                .threads(2)
-                                                                .seed(3));
-    train =
-        pipeline::load_pairs(synth.mimic_root, "train", pipeline::pretrain_transform(kImage), 1);
-    val = pipeline::load_pairs(synth.mimic_root, "validate", pipeline::eval_transform(kImage), 1);
-    tokenizer = pipeline::build_tokenizer(*train, 200, (dir / "vocab.txt").string());
-  }
-
+// The Pretrainer's job: the small paired set and a float64 ConVIRT model with the tiny ResNet-18
+// (BatchNorm in training mode).
+struct PretrainData : convirt::test::SmallPairs {
+  explicit PretrainData(const fs::path& dir) : SmallPairs(dir, kImage, 200) {}
   models::ConVIRTModel model(uint64_t seed) const {
     models::ModelConfig c;
     c.image_encoder("resnet18")
-        .resnet(models::ResNetOptions(18).base_width(4).layers({1, 1, 1, 1}).in_channels(1))
-        .bert(models::BertOptions(models::BertConfig()
-                                      .vocab_size(tokenizer->vocab_size())
-                                      .hidden_size(16)
-                                      .num_hidden_layers(1)
-                                      .num_attention_heads(2)
-                                      .intermediate_size(32)
-                                      .max_position_embeddings(32)
-                                      .hidden_dropout_prob(0)
-                                      .attention_probs_dropout_prob(0))
-                  .frozen_layers(0)
-                  .freeze_embeddings(false))
-        .projection_dim(8)
-        .max_length(24)
-        .image_size(kImage);
-    torch::manual_seed(seed);
-    auto m = models::make_convirt(c);
-    m->to(torch::kDouble);
-    return m;
+        .resnet(models::ResNetOptions(18).base_width(4).layers({1, 1, 1, 1}).in_channels(1));
+    return float64_model(c, seed);
   }
 };
 
@@ -258,32 +221,12 @@ std::vector<torch::Tensor> pretrain(const PretrainData& d, models::ConVIRTModel 
   return out;
 }
 
-struct JobResult {
-  int rc = -1;
-  bool skipped = true;
-};
+using convirt::test::JobResult;
+using convirt::test::load_tensors;
 
 JobResult run_job(const std::string& scenario, const fs::path& dir) {
-  if (!dist::gloo_available()) {
-    WARN("skipped: this build of convirt::dist has no Gloo, so it cannot run several ranks");
-    return {};
-  }
-  ScopedEnv env({{"CONVIRT_TEST_SCENARIO", scenario},
-                 {"CONVIRT_TEST_OUT", dir.string()},
-                 {"CONVIRT_DIST_TIMEOUT", "60"},
-                 {"OMP_NUM_THREADS", "1"}});
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  JobResult r;
-  r.skipped = false;
-  r.rc = dist::launch(dist::LaunchOptions().nproc(2).kill_grace_seconds(20),
-                      {self, "sync_bn worker", "--out", "/dev/null"});
-  return r;
-}
-
-std::vector<torch::Tensor> load_tensors(const fs::path& p) {
-  std::vector<torch::Tensor> ts;
-  torch::load(ts, p.string());
-  return ts;
+  return convirt::test::launch_self_as_ranks(
+      "sync_bn worker", {{"CONVIRT_TEST_SCENARIO", scenario}, {"CONVIRT_TEST_OUT", dir.string()}});
 }
 
 // Largest difference over the entries of two results of the same run shape.

@@ -13,6 +13,8 @@
 #include <torch/torch.h>
 
 #include "poisoned_pairs.h"
+#include "self_launch.h"
+#include "small_pairs.h"
 #include "test_util.h"
 
 // After the LibTorch headers: glog (through c10) defines its own CHECK.
@@ -77,55 +79,15 @@ void register_test_encoder() {
 }
 
 // The paired data and tokenizer every process reads; the parent writes them once.
-struct Data {
-  std::shared_ptr<data::PairedDataset> train, val;
-  std::shared_ptr<text::WordPieceTokenizer> tokenizer;
-
-  explicit Data(const fs::path& dir) {
-    auto synth =
-        pipeline::ensure_synthetic((dir / "data").string(), data::synthetic::SyntheticOptions()
-                                                                .train_studies(48)
-                                                                .validate_studies(13)
-                                                                .test_studies(2)
-                                                                .chexpert_train(4)
-                                                                .chexpert_valid(4)
-                                                                .retrieval_candidates(2)
-                                                                .retrieval_image_queries(1)
-                                                                .retrieval_text_queries(1)
-                                                                .image_size(kImage)
-                                                                .threads(2)
-                                                                .seed(3));
-    train =
-        pipeline::load_pairs(synth.mimic_root, "train", pipeline::pretrain_transform(kImage), 1);
-    val = pipeline::load_pairs(synth.mimic_root, "validate", pipeline::eval_transform(kImage), 1);
-    tokenizer = pipeline::build_tokenizer(*train, 300, (dir / "vocab.txt").string());
-  }
-
+struct Data : convirt::test::SmallPairs {
+  explicit Data(const fs::path& dir) : SmallPairs(dir, kImage, 300) {}
   // A float64 model without dropout or BatchNorm: the one-process equivalence is then exact up
   // to summation order.
   models::ConVIRTModel model(uint64_t seed) const {
     register_test_encoder();
     models::ModelConfig c;
-    c.image_encoder("test_pooled_linear")
-        .resnet(models::ResNetOptions(18).in_channels(1))
-        .bert(models::BertOptions(models::BertConfig()
-                                      .vocab_size(tokenizer->vocab_size())
-                                      .hidden_size(16)
-                                      .num_hidden_layers(1)
-                                      .num_attention_heads(2)
-                                      .intermediate_size(32)
-                                      .max_position_embeddings(32)
-                                      .hidden_dropout_prob(0)
-                                      .attention_probs_dropout_prob(0))
-                  .frozen_layers(0)
-                  .freeze_embeddings(false))
-        .projection_dim(8)
-        .max_length(24)
-        .image_size(kImage);
-    torch::manual_seed(seed);
-    auto m = models::make_convirt(c);
-    m->to(torch::kDouble);
-    return m;
+    c.image_encoder("test_pooled_linear").resnet(models::ResNetOptions(18).in_channels(1));
+    return float64_model(c, seed);
   }
 };
 
@@ -162,35 +124,13 @@ std::vector<torch::Tensor> train_and_snapshot(
 
 using convirt::test::PoisonedPairs;
 
-struct JobResult {
-  int rc = -1;
-  double seconds = 0;
-  bool skipped = true;
-};
+using convirt::test::JobResult;
+using convirt::test::load_tensors;
 
 JobResult run_job(const std::string& scenario, const fs::path& dir, const std::string& timeout) {
-  if (!dist::gloo_available()) {
-    WARN("skipped: this build of convirt::dist has no Gloo, so it cannot run several ranks");
-    return {};
-  }
-  ScopedEnv env({{"CONVIRT_TEST_SCENARIO", scenario},
-                 {"CONVIRT_TEST_OUT", dir.string()},
-                 {"CONVIRT_DIST_TIMEOUT", timeout},
-                 {"OMP_NUM_THREADS", "1"}});
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const auto start = std::chrono::steady_clock::now();
-  JobResult r;
-  r.skipped = false;
-  r.rc = dist::launch(dist::LaunchOptions().nproc(2).kill_grace_seconds(20),
-                      {self, "train worker", "--out", "/dev/null"});
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return r;
-}
-
-std::vector<torch::Tensor> load_tensors(const fs::path& p) {
-  std::vector<torch::Tensor> ts;
-  torch::load(ts, p.string());
-  return ts;
+  return convirt::test::launch_self_as_ranks(
+      "train worker", {{"CONVIRT_TEST_SCENARIO", scenario}, {"CONVIRT_TEST_OUT", dir.string()}}, 2,
+      timeout);
 }
 
 }  // namespace
