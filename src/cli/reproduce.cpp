@@ -22,21 +22,22 @@ int run_reproduce(CLI::App* c_rep, ReproduceArgs& args) {
     rep.pretrain_steps(0);
   }
   if (quick) {
-    rep.synthetic()
-        .train_studies(300)
-        .validate_studies(40)
-        .test_studies(10)
-        .chexpert_train(300)
-        .chexpert_valid(100)
-        .retrieval_candidates(20);
-    rep.pretrain_seconds(0)
-        .pretrain_steps(30)
-        .eval_every(15)
-        .linear_seeds(2)
-        .finetune_seeds(1)
-        .finetune_steps(20)
-        .finetune_warmup_steps(10)
-        .fractions({0.1, 1.0});
+    // Smaller defaults: an option given on the command line (or in --config) still wins.
+    const auto given = [&](const char* flag) { return c_rep->count(flag) > 0; };
+    auto& synth = rep.synthetic();
+    if (!given("--train-studies")) synth.train_studies(300);
+    if (!given("--validate-studies")) synth.validate_studies(40);
+    if (!given("--test-studies")) synth.test_studies(10);
+    if (!given("--chexpert-train")) synth.chexpert_train(300);
+    if (!given("--chexpert-valid")) synth.chexpert_valid(100);
+    if (!given("--retrieval-candidates")) synth.retrieval_candidates(20);
+    if (!given("--pretrain-seconds") && !given("--pretrain-steps")) rep.pretrain_steps(30);
+    if (!given("--eval-every")) rep.eval_every(15);
+    if (!given("--linear-seeds")) rep.linear_seeds(2);
+    if (!given("--finetune-seeds")) rep.finetune_seeds(1);
+    if (!given("--finetune-steps")) rep.finetune_steps(20);
+    if (!given("--finetune-warmup-steps")) rep.finetune_warmup_steps(10);
+    if (!given("--fractions")) rep.fractions({0.1, 1.0});
   }
   auto summary = pipeline::reproduce(rep);
   std::cout << "\n" << summary.tables;
@@ -88,7 +89,9 @@ Subcommand add_reproduce(CLI::App& app) {
   c_rep->add_option("--threads", rep.threads())->capture_default_str();
   c_rep->add_option("--workers", rep.workers())->capture_default_str();
   c_rep->add_option("--seed", rep.seed())->capture_default_str();
-  c_rep->add_flag("--quick", quick, "A much smaller run (a smoke test of the pipeline)");
+  c_rep->add_flag(
+      "--quick", quick,
+      "A much smaller run (a smoke test of the pipeline); options given explicitly still apply");
   add_synthetic_options(c_rep, rep.synthetic());
   return {c_rep, [c_rep, args] { return run_reproduce(c_rep, *args); }};
 }

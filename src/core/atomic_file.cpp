@@ -1,6 +1,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
 #include <convirt/core/atomic_file.h>
+#include <convirt/core/fault_injection.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -26,6 +27,11 @@ namespace {
 
 void write_file_atomically(const std::string& path, std::string_view data,
                            const std::string& what) {
+  write_file_atomically(path, std::vector<std::string_view>{data}, what);
+}
+
+void write_file_atomically(const std::string& path, const std::vector<std::string_view>& parts,
+                           const std::string& what, const std::function<void()>& before_replace) {
   const std::filesystem::path target(path);
   if (target.has_parent_path()) {
     std::error_code ec;
@@ -38,18 +44,34 @@ void write_file_atomically(const std::string& path, std::string_view data,
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(tmp, what, "create", tmp);
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      errno = err;
-      fail(tmp, what, "write", tmp);
+  size_t total = 0;
+  for (const auto& part : parts) total += part.size();
+  // The fault-injection kill lands half way through the data (tests only; see fault_injection.h).
+  const size_t kill_at = total / 2;
+  size_t written = 0;
+  bool at_kill_point = false;
+  for (const auto& data : parts) {
+    size_t done = 0;
+    while (done < data.size()) {
+      if (!at_kill_point && written >= kill_at) {
+        at_kill_point = true;
+        kill_point_while_writing(what);
+      }
+      size_t chunk = data.size() - done;
+      if (written < kill_at && written + chunk > kill_at) chunk = kill_at - written;
+      const ssize_t n = ::write(fd, data.data() + done, chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = errno;
+        ::close(fd);
+        errno = err;
+        fail(tmp, what, "write", tmp);
+      }
+      done += static_cast<size_t>(n);
+      written += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
   }
+  if (!at_kill_point) kill_point_while_writing(what);
   if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
@@ -58,6 +80,14 @@ void write_file_atomically(const std::string& path, std::string_view data,
   }
   // close() is where some file systems (NFS, quotas) finally report a failed write.
   if (::close(fd) != 0) fail(tmp, what, "close", tmp);
+  if (before_replace) {
+    try {
+      before_replace();
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
+    }
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail(tmp, what, "move into place", path);
   // Makes the rename itself durable; folders that cannot be synced (EINVAL) are left as they are.
   const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";

@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace convirt::pipeline {
@@ -39,6 +40,13 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
       o.method_name().empty() ? method_name_for(o.model_path()) : o.method_name();
   eval::Results results;
 
+  // Checked before any image is read: a P@k over fewer than k candidates is undefined.
+  const int64_t largest_k = *std::max_element(o.ks().begin(), o.ks().end());
+  const auto n_candidates = static_cast<int64_t>(set.candidates()->size());
+  CONVIRT_CHECK_VALUE(largest_k <= n_candidates, "ks: P@", largest_k, " needs at least ", largest_k,
+                      " retrieval candidates, but '", o.retrieval_dir(), "' has ", n_candidates,
+                      " (a generated set has retrieval_candidates per category times its 8 "
+                      "categories)");
   auto candidates = load_labeled(*set.candidates(), o.workers());
   auto queries = load_labeled(*set.image_queries(), o.workers());
   auto cand_emb = image_embeddings(model, candidates.inputs);

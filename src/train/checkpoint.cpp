@@ -1,3 +1,4 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
 #include <convirt/train/checkpoint.h>
 
@@ -29,21 +30,6 @@ uint64_t get_u64(const char* p) {
 
 std::string system_error() {
   return std::strerror(errno);
-}
-
-void write_all(int fd, const std::string& data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = system_error();
-      ::close(fd);
-      ::unlink(path.c_str());
-      CONVIRT_CHECK(false, "cannot write checkpoint '", path, "': ", why);
-    }
-    done += static_cast<size_t>(n);
-  }
 }
 
 // Makes the renames themselves durable. Some filesystems cannot sync a folder (EINVAL, ENOTSUP):
@@ -113,47 +99,25 @@ void write_checkpoint_file(const std::string& path, const std::string& payload) 
   put_u64(trailer, payload.size());
   put_u64(trailer, fnv1a64(payload.data(), payload.size()));
 
-  const std::string pid = std::to_string(::getpid());
-  const std::string tmp = path + ".tmp." + pid;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  CONVIRT_CHECK(fd >= 0, "cannot create checkpoint '", tmp, "': ", system_error());
-  write_all(fd, payload, tmp);
-  write_all(fd, trailer, tmp);
-  if (::fsync(fd) != 0) {
-    const std::string why = system_error();
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    CONVIRT_CHECK(false, "cannot flush checkpoint '", tmp, "' to disk: ", why);
-  }
-  // close() is where some filesystems (NFS, quotas) finally report a failed write.
-  if (::close(fd) != 0) {
-    const std::string why = system_error();
-    ::unlink(tmp.c_str());
-    CONVIRT_CHECK(false, "cannot close checkpoint '", tmp, "': ", why);
-  }
   // The current file becomes `.prev` only when it is intact: a file corrupted on disk must never
   // push out the good `.prev` that read_latest_checkpoint would fall back to. It is hard-linked
   // into place first, so `path` names an intact checkpoint at every moment, even if the process
   // dies between the two renames; where hard links are not supported, a rename does the same with
   // a window in which only `.prev` exists (read_latest_checkpoint handles that too).
-  const std::string prev = path + ".prev";
-  if (std::filesystem::exists(target) && intact(path)) {
-    const std::string staged = prev + ".tmp." + pid;
+  const auto keep_previous = [&] {
+    const std::string prev = path + ".prev";
+    if (!std::filesystem::exists(target) || !intact(path)) return;
+    const std::string staged = prev + ".tmp." + std::to_string(::getpid());
     ::unlink(staged.c_str());
     const bool linked = ::link(path.c_str(), staged.c_str()) == 0;
     const std::string& from = linked ? staged : path;
     if (::rename(from.c_str(), prev.c_str()) != 0) {
       const std::string why = system_error();
-      ::unlink(tmp.c_str());
       if (linked) ::unlink(staged.c_str());
       CONVIRT_CHECK(false, "cannot keep previous checkpoint '", path, "' as '", prev, "': ", why);
     }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = system_error();
-    ::unlink(tmp.c_str());
-    CONVIRT_CHECK(false, "cannot move checkpoint into place at '", path, "': ", why);
-  }
+  };
+  write_file_atomically(path, {payload, trailer}, "checkpoint", keep_previous);
   fsync_dir(target.parent_path(), path);
 }
 

@@ -1,4 +1,6 @@
+#include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
+#include <convirt/core/fault_injection.h>
 #include <convirt/train/metrics_log.h>
 
 #include <fmt/format.h>
@@ -70,19 +72,22 @@ void JsonLinesWriter::write(const MetricRecord& record) {
   const std::string line = to_json_line(record) + '\n';
   std::lock_guard<std::mutex> lock(mutex_);
   const off_t start = ::lseek(fd_, 0, SEEK_END);
+  // The fault-injection kill (tests only, core/fault_injection.h) lands after half the line.
+  const size_t kill_at = line.size() / 2;
   size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    const size_t chunk = done < kill_at ? kill_at - done : line.size() - done;
+    const ssize_t n = ::write(fd_, line.data() + done, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string why = n < 0 ? std::strerror(errno) : "no progress";
-      // A half-written record would make the next line unparsable: take it back.
       // A half-written record would make the next line unparsable: take it back. Best effort, as
       // the failed write is the error worth reporting.
       if (done > 0 && start >= 0) static_cast<void>(::ftruncate(fd_, start) == 0);
       CONVIRT_CHECK(false, "cannot write metrics file '", path_, "': ", why);
     }
     done += static_cast<size_t>(n);
+    if (done == kill_at) kill_point_while_writing("metrics record");
   }
 }
 
@@ -121,29 +126,7 @@ int64_t JsonLinesWriter::drop_records_after(int64_t step, const std::string& las
   std::string kept;
   for (const auto& line : kept_lines) kept += line + '\n';
   // Rewritten beside and renamed over, so a kill here leaves either the old or the new log.
-  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  CONVIRT_CHECK(fd >= 0, "cannot write metrics file '", tmp, "': ", std::strerror(errno));
-  size_t done = 0;
-  while (done < kept.size()) {
-    const ssize_t n = ::write(fd, kept.data() + done, kept.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = n < 0 ? std::strerror(errno) : "no progress";
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      CONVIRT_CHECK(false, "cannot write metrics file '", tmp, "': ", why);
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const int sync_errno = errno;
-  const bool closed = ::close(fd) == 0;
-  if (!synced || !closed || ::rename(tmp.c_str(), path_.c_str()) != 0) {
-    const std::string why = std::strerror(synced ? errno : sync_errno);
-    ::unlink(tmp.c_str());
-    CONVIRT_CHECK(false, "cannot rewrite metrics file '", path_, "': ", why);
-  }
+  write_file_atomically(path_, kept, "metrics file");
   ::close(fd_);
   fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
   CONVIRT_CHECK(fd_ >= 0, "cannot reopen metrics file '", path_, "': ", std::strerror(errno));

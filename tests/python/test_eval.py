@@ -191,6 +191,11 @@ def test_evaluate_retrieval(eval_fixture):
             mean, _ = r.retrieval("rand", direction, k)
             assert 0.0 <= mean <= 100.0
     assert "rand" in out["table"]
+    # A k larger than the candidate set is refused up front, naming ks and the set's size.
+    with pytest.raises(ValueError, match="ks: P@100000 needs at least 100000 retrieval candidates"):
+        ev.evaluate({"model": eval_fixture["model"], "protocol": "retrieval",
+                     "retrieval_dir": s["retrieval_dir"], "image_root": s["chexpert_root"],
+                     "ks": [1, 100000]})
 
 
 def test_evaluate_config_errors(eval_fixture, tmp_path):

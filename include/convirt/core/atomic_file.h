@@ -3,8 +3,10 @@
 // temporary file beside the target, is flushed to disk, and only then renamed over the target. A
 // reader therefore sees the old file or the new one, never a truncated mix.
 
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace convirt {
 
@@ -18,6 +20,14 @@ namespace convirt {
 ///   convirt::write_file_atomically("runs/x/vocab.txt", text, "vocabulary");
 void write_file_atomically(const std::string& path, std::string_view data,
                            const std::string& what = "file");
+
+/// The same for data in `parts`, written one after the other (a large payload and its trailer
+/// need not be joined in memory), with `before_replace` called once the data is on disk and just
+/// before the rename: a writer that keeps the previous version (checkpoints keep `.prev`) moves it
+/// there. When `before_replace` throws, the temporary is removed and the error passes through.
+void write_file_atomically(const std::string& path, const std::vector<std::string_view>& parts,
+                           const std::string& what,
+                           const std::function<void()>& before_replace = {});
 
 /// Removes the `<name>.tmp.<pid>` files in `dir` whose writing process is gone: what a writer
 /// killed between creating and renaming its temporary leaves behind. A live process's temporary

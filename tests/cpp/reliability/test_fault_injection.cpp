@@ -3,6 +3,7 @@
 // a full disk (file size limit, and a real tmpfs where mounting is permitted). Every scenario ends
 // by comparing the final files with those of one uninterrupted run.
 
+#include <convirt/core/fault_injection.h>
 #include <convirt/train/checkpoint.h>
 #include <convirt/train/metrics_log.h>
 
@@ -17,13 +18,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "checkpoint_compare.h"
 #include "process.h"
+#include "run_compare.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -31,6 +33,7 @@ using namespace convirt;
 using test::Child;
 using test::ChildStatus;
 using test::read_file;
+using test::temporaries;
 using test::write_file;
 
 namespace {
@@ -154,30 +157,6 @@ struct World {
 World& world() {
   static World w;
   return w;
-}
-
-// The run's results: the saved models (the best validation weights) byte for byte, and the state
-// in the final checkpoint (final weights, Adam moments, RNG, loader position, counters) tensor for
-// tensor.
-void require_same_result(const fs::path& run, const fs::path& reference) {
-  for (const char* name : {"model.pt", "best_model.pt"}) {
-    INFO(name);
-    REQUIRE(fs::exists(run / name));
-    CHECK(read_file(run / name) == read_file(reference / name));
-  }
-  const auto diff = test::checkpoint_differences((run / "last.ckpt").string(),
-                                                 (reference / "last.ckpt").string());
-  INFO("first difference: " << (diff.empty() ? std::string() : diff.front()));
-  CHECK(diff.empty());
-}
-
-std::vector<std::string> temporaries(const fs::path& run) {
-  std::vector<std::string> found;
-  for (const auto& e : fs::directory_iterator(run)) {
-    const std::string name = e.path().filename().string();
-    if (name.find(".tmp") != std::string::npos) found.push_back(name);
-  }
-  return found;
 }
 
 // The temporary file of process `pid`'s checkpoint write exists: it is between creating and
@@ -309,7 +288,7 @@ TEST_CASE("kill -9 at random moments, then the same command: the final weights a
   const ChildStatus s = test::run_child(w.pretrain(run), log);
   INFO(log_tail(log));
   REQUIRE(s.exit_code == 0);
-  require_same_result(run, w.reference);
+  test::require_same_models_and_state(run, w.reference);
   // Files a killed writer left behind are cleaned up by the next checkpoint write.
   CHECK(temporaries(run).empty());
   require_whole_lines(run / "metrics.jsonl");
@@ -345,7 +324,7 @@ TEST_CASE("a corrupted or truncated last.ckpt: the run resumes from .prev and en
       CHECK(text.find(damage.message) != std::string::npos);
       CHECK(text.find("using " + (run / "last.ckpt.prev").string()) != std::string::npos);
       CHECK(text.find("resumed from") != std::string::npos);
-      require_same_result(run, w.reference);
+      test::require_same_models_and_state(run, w.reference);
     }
   }
 }
@@ -428,7 +407,7 @@ TEST_CASE(
   const ChildStatus s = test::run_child(w.pretrain(run), log);
   INFO(log_tail(log));
   REQUIRE(s.exit_code == 0);
-  require_same_result(run, w.reference);
+  test::require_same_models_and_state(run, w.reference);
   require_whole_lines(run / "metrics.jsonl");
 }
 
@@ -474,5 +453,164 @@ TEST_CASE("a real full disk (tmpfs, ENOSPC) while writing a checkpoint", "[relia
   const ChildStatus r = test::run_child(w.pretrain(after), resume_log);
   INFO(log_tail(resume_log));
   REQUIRE(r.exit_code == 0);
-  require_same_result(after, w.reference);
+  test::require_same_models_and_state(after, w.reference);
+}
+
+// Every kind of file a pretraining run writes, each killed half way through its write
+// (CONVIRT_FAULT_KILL_WRITING, core/fault_injection.h): the kill must land (the run writes that
+// kind), nothing under a final name may be half written, and the same command then ends exactly
+// as the uninterrupted run.
+TEST_CASE("kill -9 half way through writing each kind of file: nothing half written, same result",
+          "[reliability]") {
+  const World& w = world();
+  struct Kill {
+    std::string what;  // the writer's name for the file, as its errors give it
+    std::string file;  // the file of that kind the kill interrupts
+  };
+  const Kill checkpoint{"checkpoint", "last.ckpt"};
+  // Each scenario: the kills in order, then the same command once more without one.
+  const std::vector<std::vector<Kill>> scenarios = {
+      {{"run options", "run_options.json"}},
+      {{"vocabulary", "vocab.txt"}},
+      {{"metrics record", "metrics.jsonl"}},
+      {checkpoint},
+      {{"weight file", "best_model.pt"}},
+      // A run that died after logging steps past its last checkpoint: the rerun rewrites the log
+      // without them, and is killed while it does.
+      {checkpoint, {"metrics file", "metrics.jsonl"}},
+  };
+  for (const auto& kills : scenarios) {
+    const std::string scenario = kills.back().what;
+    SECTION(scenario) {
+      const fs::path run = w.dir / ("kill-writing-" + scenario);
+      fs::remove_all(run);
+      for (const auto& [what, file] : kills) {
+        const std::string log = w.log("kill-writing-" + what).string();
+        ChildStatus s;
+        {
+          test::ScopedEnv env(std::map<std::string, std::string>{{kFaultKillWritingEnv, what}});
+          s = test::run_child(w.pretrain(run), log);
+        }
+        INFO("killed while writing " << what << "; log:\n" << log_tail(log));
+        REQUIRE(s.signal == SIGKILL);
+        test::require_nothing_half_written(run);
+        // The interrupted temporary is there: the kill landed inside the write.
+        bool interrupted = false;
+        for (const auto& t : temporaries(run)) interrupted |= t.rfind(file + ".tmp.", 0) == 0;
+        if (what == "metrics record") {
+          const std::string text = read_file(run / "metrics.jsonl");
+          interrupted = !text.empty() && text.back() != '\n';
+        }
+        CHECK(interrupted);
+      }
+      const std::string log = w.log("after-kill-writing-" + scenario).string();
+      const ChildStatus s = test::run_child(w.pretrain(run), log);
+      INFO(log_tail(log));
+      REQUIRE(s.exit_code == 0);
+      test::require_same_models_and_state(run, w.reference);
+      CHECK(temporaries(run).empty());
+      require_whole_lines(run / "metrics.jsonl");
+    }
+  }
+}
+
+// The files of the main job (`convirt reproduce`, here its smallest form: Random init only, on a
+// tiny generated dataset), each kind killed half way through its first write; the same command
+// then writes the same results as a run that was never killed.
+TEST_CASE("kill -9 half way through writing each file of the main job: the rerun ends the same",
+          "[reliability]") {
+  const World& w = world();
+  const auto reproduce = [](const fs::path& out) {
+    return std::vector<std::string>{test::convirt_cli(),
+                                    "reproduce",
+                                    "--out",
+                                    out.string(),
+                                    "--quick",
+                                    "--methods",
+                                    "random",
+                                    "--linear-seeds",
+                                    "1",
+                                    "--fractions",
+                                    "1",
+                                    "--no-finetune",
+                                    "--train-studies",
+                                    "32",
+                                    "--validate-studies",
+                                    "8",
+                                    "--test-studies",
+                                    "4",
+                                    "--chexpert-train",
+                                    "40",
+                                    "--chexpert-valid",
+                                    "20",
+                                    "--retrieval-candidates",
+                                    "8",
+                                    "--synthetic-image-size",
+                                    "32",
+                                    "--image-size",
+                                    "32",
+                                    "--threads",
+                                    "1"};
+  };
+  // Made once: Catch2 runs the test case from the top for each section.
+  static const fs::path reference = [&] {
+    const fs::path out = w.dir / "reproduce-reference";
+    const std::string log = w.log("reproduce-reference").string();
+    const ChildStatus s = test::run_child(reproduce(out), log);
+    INFO(log_tail(log));
+    REQUIRE(s.exit_code == 0);
+    // Options given with --quick keep their values: one label fraction, no fine-tuning.
+    const auto results = nlohmann::json::parse(read_file(out / "results.json"));
+    REQUIRE(results["linear"]["Random init"]["CheXpert"].size() == 1);
+    REQUIRE(results["linear"]["Random init"]["CheXpert"].contains("100"));
+    REQUIRE(results["finetune"].empty());
+    return out;
+  }();
+  struct Kill {
+    const char* what;  // the writer's name for the file, as its errors give it
+    const char* file;  // the file (under the run folder) whose temporary the kill leaves
+  };
+  const Kill kills[] = {{"synthetic data marker", "data/.convirt_synthetic_complete"},
+                        {"results", "results.json"},
+                        {"tables", "tables.md"},
+                        {"figure", ".svg"},
+                        {"report", "report.md"}};
+  for (const Kill& kill : kills) {
+    SECTION(kill.what) {
+      const fs::path run = w.dir / (std::string("reproduce-killed-") + kill.what);
+      fs::remove_all(run);
+      const std::string log = w.log(std::string("reproduce-killed-") + kill.what).string();
+      ChildStatus s;
+      {
+        test::ScopedEnv env(std::map<std::string, std::string>{{kFaultKillWritingEnv, kill.what}});
+        s = test::run_child(reproduce(run), log);
+      }
+      INFO("killed while writing " << kill.what << "; log:\n" << log_tail(log));
+      REQUIRE(s.signal == SIGKILL);
+      // The kill landed inside the write: its temporary is there, and no file of that kind is
+      // under its final name yet (this is each kind's first write in a fresh folder).
+      const fs::path file(kill.file);
+      const fs::path folder = run / file.parent_path();
+      bool interrupted = false;
+      for (const auto& t : temporaries(folder))
+        interrupted |= t.find(file.filename().string() + ".tmp.") != std::string::npos;
+      CHECK(interrupted);
+      for (const auto& e : fs::directory_iterator(folder)) {
+        const std::string name = e.path().filename().string();
+        if (name.find(".tmp.") != std::string::npos) continue;
+        CHECK_FALSE((name == file.filename().string() ||
+                     (file.filename() == ".svg" && e.path().extension() == ".svg")));
+      }
+
+      const std::string rerun_log = w.log(std::string("reproduce-rerun-") + kill.what).string();
+      const ChildStatus r = test::run_child(reproduce(run), rerun_log);
+      INFO(log_tail(rerun_log));
+      REQUIRE(r.exit_code == 0);
+      for (const char* name :
+           {"results.json", "tables.md", "report.md", "label_efficiency.svg", "figure3_tsne.svg"}) {
+        INFO(name);
+        CHECK(read_file(run / name) == read_file(reference / name));
+      }
+    }
+  }
 }

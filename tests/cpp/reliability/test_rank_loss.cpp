@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "checkpoint_compare.h"
 #include "process.h"
+#include "run_compare.h"
 #include "test_util.h"
 #include "tiny_model.h"
 
@@ -38,7 +38,10 @@ namespace fs = std::filesystem;
 using namespace convirt;
 using test::Child;
 using test::ChildStatus;
+using test::process_alive;
 using test::read_file;
+using test::require_nothing_half_written;
+using test::temporaries;
 
 namespace {
 
@@ -232,85 +235,6 @@ int64_t last_step_logged(const std::string& text) {
   return at == std::string::npos ? 0 : std::atoll(text.c_str() + at + 16);
 }
 
-bool process_alive(long pid) {
-  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
-}
-
-// The temporaries in the run folder; `live_ok` = only those of writers that have ended, which the
-// next run removes (remove_dead_temporaries), are accepted.
-std::vector<std::string> temporaries(const fs::path& run) {
-  std::vector<std::string> found;
-  for (const auto& e : fs::directory_iterator(run)) {
-    const std::string file = e.path().filename().string();
-    if (file.find(".tmp") != std::string::npos) found.push_back(file);
-  }
-  return found;
-}
-
-// After a kill: every temporary is `<name>.tmp.<pid>` of a process that has ended (so the rerun
-// removes it), and every file under a final name is whole.
-void require_nothing_half_written(const fs::path& run) {
-  for (const auto& file : temporaries(run)) {
-    INFO("temporary " << file);
-    const size_t at = file.rfind(".tmp.");
-    REQUIRE(at != std::string::npos);
-    const std::string pid = file.substr(at + 5);
-    REQUIRE(!pid.empty());
-    REQUIRE(pid.find_first_not_of("0123456789") == std::string::npos);
-    CHECK(!process_alive(std::stol(pid)));
-  }
-  for (const char* ckpt : {"last.ckpt", "last.ckpt.prev"}) {
-    if (!fs::exists(run / ckpt)) continue;
-    INFO(ckpt);
-    CHECK_NOTHROW(train::read_checkpoint_file((run / ckpt).string()));
-  }
-  for (const char* model : {"best_model.pt", "model.pt"}) {
-    if (!fs::exists(run / model)) continue;
-    INFO(model);
-    CHECK_NOTHROW(io::load_convirt((run / model).string()));
-  }
-  if (fs::exists(run / "run_options.json"))
-    CHECK_NOTHROW(nlohmann::json::parse(read_file(run / "run_options.json")));
-}
-
-// metrics.jsonl record by record, without the fields that measure time.
-std::vector<nlohmann::json> metric_records(const fs::path& path) {
-  std::vector<nlohmann::json> records;
-  const std::string text = read_file(path);
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t end = text.find('\n', start);
-    auto record = nlohmann::json::parse(text.substr(start, end - start));
-    for (const char* timing : {"elapsed_s", "images_per_s"}) record.erase(timing);
-    records.push_back(record);
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return records;
-}
-
-// The final files equal the uninterrupted run's: the saved models byte for byte, the last
-// checkpoint tensor for tensor, and the metrics record for record (each step logged once).
-void require_same_result(const fs::path& run, const fs::path& reference) {
-  for (const char* name : {"model.pt", "best_model.pt"}) {
-    INFO(name);
-    REQUIRE(fs::exists(run / name));
-    CHECK(read_file(run / name) == read_file(reference / name));
-  }
-  const auto diff = test::checkpoint_differences((run / "last.ckpt").string(),
-                                                 (reference / "last.ckpt").string());
-  INFO("first difference: " << (diff.empty() ? std::string() : diff.front()));
-  CHECK(diff.empty());
-  const auto got = metric_records(run / "metrics.jsonl");
-  const auto want = metric_records(reference / "metrics.jsonl");
-  CHECK(got.size() == want.size());
-  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
-    INFO("metrics record " << i);
-    CHECK(got[i].dump() == want[i].dump());
-  }
-  CHECK(temporaries(run).empty());
-}
-
 // When to kill which rank.
 struct Kill {
   int victim = 0;
@@ -452,7 +376,7 @@ TEST_CASE(
       INFO(log_tail(log));
       REQUIRE(s.exit_code == 0);
       CHECK(read_file(log).find("resumed from") != std::string::npos);
-      require_same_result(run, w.reference);
+      test::require_same_run(run, w.reference);
     }
   }
 }
@@ -514,5 +438,5 @@ TEST_CASE(
   const ChildStatus s = final_run->wait();
   INFO(log_tail(log));
   REQUIRE(s.exit_code == 0);
-  require_same_result(run, w.reference);
+  test::require_same_run(run, w.reference);
 }
