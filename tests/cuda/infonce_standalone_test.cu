@@ -364,7 +364,8 @@ void check_bad_params() {
 }  // namespace
 
 /// The emulator's cases (see docs/cuda_kernel.md, "Emulator"): every path of the kernels at sizes
-/// a fiber-per-thread emulation runs in seconds. `quick`: the subset the mutants run; `long`: n >
+/// a fiber-per-thread emulation runs in seconds. `quick`: the subset the mutants run; `small`: the
+/// sanitizer pass's subset (n = 1, non-multiples of the tiles, two backward chunks); `long`: n >
 /// 2048 in every dtype instead of bfloat16 only.
 void run_emulated(const std::string& set) {
   std::mt19937_64 rng(20261203);
@@ -372,18 +373,21 @@ void run_emulated(const std::string& set) {
   struct Case {
     int64_t n, d;
     bool quick;
-    bool every_dtype;
+    bool small;
+    bool every_dtype;  // false: bfloat16 only, unless `long`
   };
-  // n = 1; n, d > 16 and not tile multiples; d > 256 (two backward chunks, a d not a multiple of
-  // the vector width); n > 2048 (17 row blocks: each forward block sweeps two column tiles and
-  // carries its row states across them; the same template code for every dtype, and the costliest
-  // case, so bfloat16 only unless `long`).
-  const Case cases[] = {{1, 1, false, true},    {1, 40, false, true},   {7, 5, false, true},
-                        {129, 17, true, true},  {70, 264, false, true}, {200, 64, false, true},
-                        {2100, 8, false, false}};
+  // n = 1; n, d > 16 and not tile multiples; d not a multiple of the vector width (element-wise
+  // loads); d > 256 (two backward chunks); n > 2048 (17 row blocks: each forward block sweeps two
+  // column tiles and carries its row states across them; the same template code for every dtype,
+  // and the costliest case, so bfloat16 only unless `long`).
+  const Case cases[] = {{1, 1, false, true, true},     {1, 40, false, true, true},
+                        {7, 5, false, true, true},     {129, 17, true, true, true},
+                        {70, 264, false, true, true},  {200, 64, false, false, true},
+                        {2100, 8, false, false, false}};
   for (auto k : {ki::ScalarKind::kFloat32, ki::ScalarKind::kFloat16, ki::ScalarKind::kBFloat16}) {
     for (const auto& c : cases) {
       if (set == "quick" && !c.quick) continue;
+      if (set == "small" && !c.small) continue;
       if (set != "long" && !c.every_dtype && k != ki::ScalarKind::kBFloat16) continue;
       const auto t0 = std::chrono::steady_clock::now();
       check_case(c.n, c.d, k, rng);
@@ -397,8 +401,8 @@ void run_emulated(const std::string& set) {
 int main(int argc, char** argv) {
 #if defined(CONVIRT_CUDA_EMULATE)
   const std::string set = argc > 1 ? argv[1] : "default";
-  if (set != "quick" && set != "default" && set != "long") {
-    std::printf("usage: %s [quick|default|long], got \"%s\"\n", argv[0], set.c_str());
+  if (set != "quick" && set != "small" && set != "default" && set != "long") {
+    std::printf("usage: %s [quick|small|default|long], got \"%s\"\n", argv[0], set.c_str());
     return 2;
   }
   if (set != "quick") {

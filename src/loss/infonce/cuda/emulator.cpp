@@ -227,6 +227,7 @@ struct Fiber {
 #endif
   void* asan_fake_stack = nullptr;
   State state = State::kDone;
+  bool started = false;
   ThreadCoords coords{};
   int warp = 0;
   int lane = 0;
@@ -257,6 +258,14 @@ struct Scheduler {
   size_t main_stack_size = 0;
   void* main_fake_stack = nullptr;
   unsigned char* smem = nullptr;
+  float mma_a[16][16];
+  float mma_b[16][8];
+  double mma_d[16][8];
+
+  Scheduler() = default;
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+  ~Scheduler();
 };
 
 Scheduler g_sched;
@@ -276,34 +285,44 @@ Fiber* new_fiber() {
   return f;
 }
 
+Scheduler::~Scheduler() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (Fiber* f : fibers) {
+    munmap(f->stack - page, kStackBytes + page);
+    delete f;
+  }
+}
+
 // Switch from the running fiber to the scheduler.
-void yield_to_scheduler(bool finished) {
+void yield_to_scheduler() {
   Scheduler& s = sched();
   Fiber* f = s.current;
 #if defined(CONVIRT_EMU_ASAN)
-  __sanitizer_start_switch_fiber(finished ? nullptr : &f->asan_fake_stack, s.main_stack_bottom,
-                                 s.main_stack_size);
+  __sanitizer_start_switch_fiber(&f->asan_fake_stack, s.main_stack_bottom, s.main_stack_size);
 #endif
 #if defined(__x86_64__)
   convirt_emu_switch(&f->sp, s.main_sp);
 #else
   swapcontext(&f->ctx, &s.main_ctx);
 #endif
-  if (finished) fatal("a finished fiber was resumed");
 #if defined(CONVIRT_EMU_ASAN)
   __sanitizer_finish_switch_fiber(f->asan_fake_stack, nullptr, nullptr);
 #endif
 }
 
-void fiber_main(void* arg) {
+// A fiber runs one CUDA thread per block, block after block, launch after launch: it is started
+// once and never unwinds, so its stack (and ASan's fake stack) is set up once per program.
+[[noreturn]] void fiber_main(void* arg) {
   auto* f = static_cast<Fiber*>(arg);
   Scheduler& s = sched();
 #if defined(CONVIRT_EMU_ASAN)
   __sanitizer_finish_switch_fiber(nullptr, &s.main_stack_bottom, &s.main_stack_size);
 #endif
-  (*s.body)();
-  f->state = State::kDone;
-  yield_to_scheduler(true);
+  for (;;) {
+    (*s.body)();
+    f->state = State::kDone;
+    yield_to_scheduler();
+  }
 }
 
 #if !defined(__x86_64__)
@@ -313,10 +332,6 @@ void fiber_main_ucontext(unsigned int hi, unsigned int lo) {
 #endif
 
 void start_fiber(Fiber* f) {
-#if defined(CONVIRT_EMU_ASAN)
-  // Frames a previous block left on this stack (it never unwound) must not poison this one.
-  __asan_unpoison_memory_region(f->stack, kStackBytes);
-#endif
 #if defined(__x86_64__)
   auto top = reinterpret_cast<uintptr_t>(f->stack + kStackBytes) & ~static_cast<uintptr_t>(15);
   // The trampoline is entered by `ret` with rsp 16-byte aligned, so its `call` gives the entry
@@ -339,9 +354,7 @@ void start_fiber(Fiber* f) {
   makecontext(&f->ctx, reinterpret_cast<void (*)()>(&fiber_main_ucontext), 2,
               static_cast<unsigned int>(p >> 32), static_cast<unsigned int>(p & 0xffffffffu));
 #endif
-  f->state = State::kRunnable;
-  f->barriers_seen = 0;
-  f->mail = Mailbox{};
+  f->started = true;
 }
 
 // Switch from the scheduler to fiber f until it blocks or finishes.
@@ -389,7 +402,10 @@ void run_block(dim3 grid, dim3 block, uint3 block_idx, size_t smem_bytes) {
         f->coords = ThreadCoords{{x, y, z}, block_idx, block, grid};
         f->warp = t / 32;
         f->lane = t % 32;
-        start_fiber(f);
+        f->state = State::kRunnable;
+        f->barriers_seen = 0;
+        f->mail = Mailbox{};
+        if (!f->started) start_fiber(f);
       }
   for (Warp& w : s.warps) {
     w.arrived = 0;
@@ -543,13 +559,32 @@ float element_value(Op op, uint32_t reg, int half) {
   }
 }
 
+// The emulator's own inner product (fixed bounds, scheduler-owned arrays) is left out of the
+// sanitizers' instrumentation, which would otherwise dominate the sanitized test's run time; the
+// kernel's code stays instrumented.
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize("address", "undefined")))
+#endif
+void product(const float (&a)[16][16], const float (&b)[16][8], double (&d)[16][8], int k) {
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 8; ++c) d[r][c] = 0.0;
+    for (int kk = 0; kk < k; ++kk) {
+      const float x = a[r][kk];
+      for (int c = 0; c < 8; ++c) d[r][c] += static_cast<double>(x * b[kk][c]);  // vectorises
+    }
+  }
+}
+
 void perform_mma(Op op, Fiber* const* lanes) {
   static const FragmentMap k16(false);
   static const FragmentMap k8(true);
   const FragmentMap& map = op == Op::kMmaTf32 ? k8 : k16;
   const int k = map.k;
-  float a[16][16];
-  float b[16][8];
+  // Operands live in the scheduler, not on the fiber's stack: every lane's frame stays small (ASan
+  // gives each frame a fake stack when it checks use after return).
+  auto& a = sched().mma_a;
+  auto& b = sched().mma_b;
+  auto& d = sched().mma_d;
   for (int lane = 0; lane < 32; ++lane) {
     const Mailbox& m = lanes[lane]->mail;
     for (int i = 0; i < map.a_elems; ++i) {
@@ -566,14 +601,7 @@ void perform_mma(Op op, Fiber* const* lanes) {
   // Products of 16-bit or tf32 operands are exact in fp32 (at most 22 significant bits), and the
   // tensor core accumulates them at (at least) fp32 precision: the exact sum in double, rounded
   // once to fp32 with C, stands in for it.
-  double d[16][8];
-  for (int r = 0; r < 16; ++r) {
-    for (int c = 0; c < 8; ++c) d[r][c] = 0.0;
-    for (int kk = 0; kk < k; ++kk) {
-      const float x = a[r][kk];
-      for (int c = 0; c < 8; ++c) d[r][c] += static_cast<double>(x * b[kk][c]);  // vectorises
-    }
-  }
+  product(a, b, d, k);
   for (int lane = 0; lane < 32; ++lane) {
     float* c = lanes[lane]->mail.c;
     for (int i = 0; i < 4; ++i) {
@@ -603,7 +631,7 @@ void warp_collective(Op op, int param) {
   f->mail.param = param;
   if (++w.arrived < 32) {
     f->state = State::kWaitWarp;
-    yield_to_scheduler(false);
+    yield_to_scheduler();
     return;
   }
   Fiber* lanes[32];
@@ -642,7 +670,7 @@ void syncthreads() {
 #endif
   if (++s.barrier_arrived < s.threads) {
     f->state = State::kWaitBarrier;
-    yield_to_scheduler(false);
+    yield_to_scheduler();
     return;
   }
   s.barrier_arrived = 0;
