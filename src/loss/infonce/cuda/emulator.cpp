@@ -417,11 +417,15 @@ void run_block(dim3 grid, dim3 block, uint3 block_idx, size_t smem_bytes) {
     w.op = Op::kNone;
   }
   s.barrier_arrived = 0;
+  // Odd blocks run their threads in reverse order: a missing barrier or an unordered shared-memory
+  // access that one order happens to hide shows up in the other.
+  const bool reverse = counters().blocks % 2 == 1;
   ++counters().blocks;
   for (;;) {
     bool progress = false;
     bool all_done = true;
-    for (int i = 0; i < s.threads; ++i) {
+    for (int j = 0; j < s.threads; ++j) {
+      const int i = reverse ? s.threads - 1 - j : j;
       Fiber* f = s.fibers[static_cast<size_t>(i)];
       if (f->state == State::kRunnable) {
         resume(f);

@@ -9,7 +9,8 @@
 // fragment tables (written here from the ISA, not from the kernel's loaders). Dynamic shared memory
 // is allocated at exactly its size (so ASan catches overruns) and filled with NaN at every block
 // start; device memory is a host allocation of exactly the requested bytes. Blocks run one after
-// the other. A deadlock (a barrier or collective that not every thread reaches) or a divergent
+// the other, their threads in index order between synchronisation points (reversed in every other
+// block). A deadlock (a barrier or collective that not every thread reaches) or a divergent
 // collective ends the program with a report.
 //
 // Not emulated: memory-ordering races inside a warp (fibers of a warp run one at a time between
