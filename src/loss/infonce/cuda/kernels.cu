@@ -87,7 +87,7 @@ cudaError_t launch_forward(const ForwardParams& p, const ForwardLayout& l, cudaS
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(l.geo.row_blocks), static_cast<unsigned>(l.geo.col_splits));
-  forward_tiles_kernel<T><<<grid, Cfg::kThreads, kSmem, stream>>>(args);
+  CONVIRT_LAUNCH(forward_tiles_kernel<T>, grid, Cfg::kThreads, kSmem, stream)(args);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
 
   FinalizeArgs fin{};
@@ -103,12 +103,14 @@ cudaError_t launch_forward(const ForwardParams& p, const ForwardLayout& l, cudaS
   fin.row_max = p.row_max;
   fin.col_max = p.col_max;
   fin.loss_part = loss_part;
-  forward_finalize_kernel<<<static_cast<unsigned>(l.loss_blocks), kReduceThreads, 0, stream>>>(fin);
+  CONVIRT_LAUNCH(forward_finalize_kernel, static_cast<unsigned>(l.loss_blocks), kReduceThreads, 0,
+                 stream)
+  (fin);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
 
-  reduce_kernel<<<1, kReduceThreads, 0, stream>>>(
-      loss_part, l.loss_blocks, static_cast<float>(1.0 / static_cast<double>(p.n)), nullptr, false,
-      p.loss);
+  CONVIRT_LAUNCH(reduce_kernel, 1, kReduceThreads, 0, stream)
+  (loss_part, l.loss_blocks, static_cast<float>(1.0 / static_cast<double>(p.n)), nullptr, false,
+   p.loss);
   return cudaGetLastError();
 }
 
@@ -141,7 +143,7 @@ cudaError_t launch_backward_side(const BackwardParams& p, bool image_side, float
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(ceil_div(p.n, Cfg::kRows)),
                   static_cast<unsigned>(ceil_div(p.d, Cfg::kChunk)));
-  backward_kernel<T><<<grid, Cfg::kThreads, kSmem, stream>>>(args);
+  CONVIRT_LAUNCH(backward_kernel<T>, grid, Cfg::kThreads, kSmem, stream)(args);
   return cudaGetLastError();
 }
 
@@ -154,8 +156,8 @@ cudaError_t launch_backward(const BackwardParams& p, cudaStream_t stream) {
   if (err != cudaSuccess) return err;
   const int64_t blocks = ceil_div(p.n, ElementTraits<T>::Backward::kRows);
   // grad_tau = -(sum_ij dS_ij S_ij) / tau.
-  reduce_kernel<<<1, kReduceThreads, 0, stream>>>(tau_part, blocks, -1.0f, p.temperature, true,
-                                                  p.grad_temperature);
+  CONVIRT_LAUNCH(reduce_kernel, 1, kReduceThreads, 0, stream)
+  (tau_part, blocks, -1.0f, p.temperature, true, p.grad_temperature);
   return cudaGetLastError();
 }
 
@@ -248,7 +250,7 @@ cudaError_t forward(const ForwardParams& p, cudaStream_t stream) {
   if (p.n < 0 || p.d < 0 || !valid_dtype(p.dtype) || p.loss == nullptr)
     return cudaErrorInvalidValue;
   if (p.n == 0) {
-    fill_kernel<<<1, 1, 0, stream>>>(p.loss, std::numeric_limits<float>::quiet_NaN());
+    CONVIRT_LAUNCH(fill_kernel, 1, 1, 0, stream)(p.loss, std::numeric_limits<float>::quiet_NaN());
     return cudaGetLastError();
   }
   if (p.image == nullptr || p.text == nullptr || p.temperature == nullptr || p.row_lse == nullptr ||
@@ -278,7 +280,7 @@ cudaError_t backward(const BackwardParams& p, cudaStream_t stream) {
   }
   if (p.n == 0 || p.d == 0) {
     // No pairs, or S == 0 everywhere: sum dS * S vanishes; the gradients have no elements.
-    fill_kernel<<<1, 1, 0, stream>>>(p.grad_temperature, 0.0f);
+    CONVIRT_LAUNCH(fill_kernel, 1, 1, 0, stream)(p.grad_temperature, 0.0f);
     return cudaGetLastError();
   }
   if (p.image == nullptr || p.text == nullptr || p.temperature == nullptr ||

@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kTileThreads)
   constexpr int kLds = Cfg::kBlockK + Loader::kVec;  // 16 bytes of padding: conflict-free fragments
   const float kNegInf = tm::neg_inf<float>();
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  CONVIRT_DYNAMIC_SMEM(smem_raw);
   Storage* s_a = reinterpret_cast<Storage*>(smem_raw);
   Storage* s_b = s_a + Cfg::kRows * kLds;
   float2* red_rows = reinterpret_cast<float2*>(s_b + Cfg::kCols * kLds);  // [kWarpsN][kRows]
@@ -426,7 +426,7 @@ __global__ void __launch_bounds__(kTileThreads)
   constexpr int kLdq = kChunkLd<Cfg>;  // 8 elements of padding: conflict-free k-major reads
   constexpr int kLdds = Cfg::kCols + kVec;
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  CONVIRT_DYNAMIC_SMEM(smem_raw);
   Storage* s_p = reinterpret_cast<Storage*>(smem_raw);
   Storage* s_q = s_p + Cfg::kRows * kLds;
   Storage* s_qc = s_q + Cfg::kCols * kLds;

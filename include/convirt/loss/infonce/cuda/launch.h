@@ -14,7 +14,11 @@
 
 #include <convirt/loss/infonce/cuda/params.h>
 
+#if defined(CONVIRT_CUDA_EMULATE)
+#include <convirt/loss/infonce/cuda/emulator.h>
+#else
 #include <cuda_runtime_api.h>
+#endif
 
 namespace convirt::kernels::infonce {
 

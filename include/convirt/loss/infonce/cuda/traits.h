@@ -4,8 +4,7 @@
 // m16n8k16 and m16n8k8). CUDA only: included by kernel.cuh, which src/loss/infonce/cuda/kernels.cu
 // compiles.
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include <convirt/loss/infonce/cuda/platform.h>
 
 #include <cstdint>
 
@@ -108,9 +107,13 @@ __device__ __forceinline__ uint32_t pack_u16(uint16_t lo, uint16_t hi) {
 }
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
+#if defined(CONVIRT_CUDA_EMULATE)
+  return ::convirt::cuda_emulator::cvt_rna_tf32(x);
+#else
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return r;
+#endif
 }
 
 }  // namespace detail
@@ -150,20 +153,28 @@ struct Mma16 {
 template <>
 __device__ __forceinline__ void Mma16<__nv_bfloat16>::mma(float (&c)[4], const FragA& a,
                                                           const FragB& b) {
+#if defined(CONVIRT_CUDA_EMULATE)
+  ::convirt::cuda_emulator::mma_m16n8k16_bf16(c, a.r, b.r);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[0]), "r"(b.r[1]));
+#endif
 }
 
 template <>
 __device__ __forceinline__ void Mma16<__half>::mma(float (&c)[4], const FragA& a, const FragB& b) {
+#if defined(CONVIRT_CUDA_EMULATE)
+  ::convirt::cuda_emulator::mma_m16n8k16_f16(c, a.r, b.r);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[0]), "r"(b.r[1]));
+#endif
 }
 
 /// Warp-level 3xTF32 MMA on fp32 operands (m16n8k8): x = hi + lo with hi = tf32(x), lo = tf32(x -
@@ -210,11 +221,15 @@ struct MmaTf32x3 {
     return f;
   }
   __device__ static void mma1(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(CONVIRT_CUDA_EMULATE)
+    ::convirt::cuda_emulator::mma_m16n8k8_tf32(c, a, b);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
   }
   // Small terms first so they are not absorbed before the large one is added.
   __device__ static void mma(float (&c)[4], const FragA& a, const FragB& b) {
