@@ -38,6 +38,9 @@ EvalZeroShotCommand::EvalZeroShotCommand(CLI::App* eval) {
       ->capture_default_str();
   app_->add_option("--mura-level", o.mura_level(), "mura: AUC level: patient | study | image")
       ->capture_default_str();
+  app_->add_flag("--skip-bad-rows", o.skip_bad_rows(),
+                 "Skip and count table rows that are ragged or not UTF-8 (default: an error naming "
+                 "the file, line and column)");
   app_->add_option("--test-fraction", o.test_fraction(), "rsna: share held out as the test set")
       ->capture_default_str();
   app_->add_option("--split-seed", o.split_seed(), "rsna: seed of the test split")

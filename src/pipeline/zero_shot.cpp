@@ -231,7 +231,8 @@ struct TestSplit {
 TestSplit test_split(const ZeroShotOptions& o, data::ImageTransform transform, int64_t channels) {
   const std::string kind = to_string(o.dataset());
   TestSplit s;
-  const detail::DatasetFiles files = detail::dataset_files(o);
+  detail::DatasetFiles files = detail::dataset_files(o);
+  files.skip_bad_rows = o.skip_bad_rows();
   auto opened = detail::open_dataset(files, std::move(transform), channels, /*with_train=*/false);
   std::shared_ptr<data::LabeledDataset> ds = opened.test;
   const bool keep_mask = opened.keep_mask;

@@ -255,7 +255,7 @@ def zero_shot(model: "os.PathLike[str] | str", dataset: str = "chexpert",
               vocab: "os.PathLike[str] | str" = "", test_csv: "os.PathLike[str] | str" = "",
               image_root: "os.PathLike[str] | str" = "", data_root: "os.PathLike[str] | str" = "",
               labels: Sequence[str] = (), uncertain: str = "zeros", mura_level: str = "patient",
-              test_fraction: float = 0.1, split_seed: int = 0, method_name: str = "",
+              skip_bad_rows: bool = False, test_fraction: float = 0.1, split_seed: int = 0, method_name: str = "",
               image_size: int = 0, batch_size: int = 64, workers: int = 2, threads: int = 0,
               out: "os.PathLike[str] | str" = "") -> Dict[str, Any]:
     """Zero-shot classification of a labelled dataset's test split from text prompts
@@ -266,7 +266,8 @@ def zero_shot(model: "os.PathLike[str] | str", dataset: str = "chexpert",
     ``dataset`` is "chexpert" (mean AUC, needs ``test_csv``), "rsna" (AUC), "covidx" (accuracy) or
     "mura" (patient-level AUC), the last three with ``data_root``. ``prompts`` is a prompt file, a
     dict in its format (see :func:`default_prompts`) or None for the built-in prompts. ``vocab``
-    defaults to the vocab.txt beside the checkpoint or in the folder above it.
+    defaults to the vocab.txt beside the checkpoint or in the folder above it. ``skip_bad_rows``
+    skips and counts ragged or non-UTF-8 table rows instead of refusing the table.
 
     Returns a dict: ``method``, ``task``, ``metric_name``, ``metric`` (in [0, 1]), ``labels``,
     ``per_label`` (AUC per label), ``images``, ``results`` (:class:`Results` with a "zeroshot"
@@ -284,7 +285,7 @@ def zero_shot(model: "os.PathLike[str] | str", dataset: str = "chexpert",
                           test_csv=os.fspath(test_csv), image_root=os.fspath(image_root),
                           data_root=os.fspath(data_root), labels=[str(x) for x in labels],
                           uncertain=uncertain, mura_level=mura_level,
-                          test_fraction=float(test_fraction), split_seed=int(split_seed),
+                          skip_bad_rows=bool(skip_bad_rows), test_fraction=float(test_fraction), split_seed=int(split_seed),
                           method_name=method_name, image_size=int(image_size),
                           batch_size=int(batch_size), workers=int(workers), threads=int(threads))
     out = os.fspath(out)

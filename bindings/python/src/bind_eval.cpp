@@ -471,9 +471,9 @@ void bind_eval(py::module_& root) {
          const std::string& prompts_json, const std::string& vocab, const std::string& test_csv,
          const std::string& image_root, const std::string& data_root,
          const std::vector<std::string>& labels, const std::string& uncertain,
-         const std::string& mura_level, double test_fraction, uint64_t split_seed,
-         const std::string& method_name, int64_t image_size, int64_t batch_size, int64_t workers,
-         int64_t threads) {
+         const std::string& mura_level, bool skip_bad_rows, double test_fraction,
+         uint64_t split_seed, const std::string& method_name, int64_t image_size,
+         int64_t batch_size, int64_t workers, int64_t threads) {
         return zero_shot(convirt::pipeline::ZeroShotOptions(model)
                              .prompts_path(prompts_path)
                              .vocab(vocab)
@@ -483,6 +483,7 @@ void bind_eval(py::module_& root) {
                              .labels(labels)
                              .uncertain(uncertain)
                              .mura_level(mura_level)
+                             .skip_bad_rows(skip_bad_rows)
                              .test_fraction(test_fraction)
                              .split_seed(split_seed)
                              .method_name(method_name)
@@ -495,9 +496,10 @@ void bind_eval(py::module_& root) {
       py::arg("prompts_path") = "", py::arg("prompts_json") = "", py::arg("vocab") = "",
       py::arg("test_csv") = "", py::arg("image_root") = "", py::arg("data_root") = "",
       py::arg("labels") = std::vector<std::string>{}, py::arg("uncertain") = "zeros",
-      py::arg("mura_level") = "patient", py::arg("test_fraction") = 0.1, py::arg("split_seed") = 0,
-      py::arg("method_name") = "", py::arg("image_size") = 0, py::arg("batch_size") = 64,
-      py::arg("workers") = 2, py::arg("threads") = 0,
+      py::arg("mura_level") = "patient", py::arg("skip_bad_rows") = false,
+      py::arg("test_fraction") = 0.1, py::arg("split_seed") = 0, py::arg("method_name") = "",
+      py::arg("image_size") = 0, py::arg("batch_size") = 64, py::arg("workers") = 2,
+      py::arg("threads") = 0,
       "Zero-shot classification of a labelled dataset's test split from text prompts.");
   m.def(
       "embed",

@@ -122,6 +122,9 @@ struct ZeroShotOptions {
   TORCH_ARG(std::string, uncertain) = "zeros";
   /// MURA: "patient" (the paper), "study" or "image".
   TORCH_ARG(std::string, mura_level) = "patient";
+  /// Skip and count (instead of refusing) table rows that are ragged or hold invalid UTF-8, as
+  /// EvaluateOptions::skip_bad_rows does.
+  TORCH_ARG(bool, skip_bad_rows) = false;
   /// RSNA: the share of the labels that is the test set, and the split's seed.
   TORCH_ARG(double, test_fraction) = 0.1;
   TORCH_ARG(uint64_t, split_seed) = 0;

@@ -83,12 +83,14 @@ TEST_CASE("convirt eval linear from a YAML or JSON config writes results.json", 
         Approx(res.classification("linear", "From YAML", "COVIDx", "100")->mean));
 }
 
-TEST_CASE("convirt eval refuses a ragged table line unless --skip-bad-rows", "[cli]") {
+TEST_CASE("convirt eval and eval zeroshot refuse a ragged table line unless --skip-bad-rows",
+          "[cli]") {
   convirt::test::TempDir tmp("convirt-cli");
   const std::string model = (tmp / "model.pt").string();
   convirt::test::write_small_model(model);
   const auto root = tmp / "covidx";
-  convirt::test::write_covidx(root, 24, 12);
+  // 24 test rows: one bad row stays inside the 5% bad-sample budget.
+  convirt::test::write_covidx(root, 24, 24);
   convirt::test::write_text_file(root / "train.txt",
                                  convirt::test::read_text(root / "train.txt") + "broken\n");
   const std::string args = "eval linear --model '" + model + "' --dataset covidx --data-root '" +
@@ -101,6 +103,21 @@ TEST_CASE("convirt eval refuses a ragged table line unless --skip-bad-rows", "[c
   INFO(skipping.output);
   CHECK(skipping.status == 0);
   CHECK(skipping.output.find("ragged line") != std::string::npos);  // listed as skipped
+
+  // eval zeroshot reads the test table alike.
+  convirt::test::write_text_file(tmp / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nno\n");
+  convirt::test::write_text_file(root / "test.txt",
+                                 convirt::test::read_text(root / "test.txt") + "broken\n");
+  const std::string zs = "eval zeroshot --model '" + model + "' --dataset covidx --data-root '" +
+                         root.string() + "' --workers 1";
+  auto zs_strict = run_convirt(zs, tmp / "log3.txt");
+  INFO(zs_strict.output);
+  CHECK(zs_strict.status != 0);
+  CHECK(zs_strict.output.find("test.txt line 25: ragged line") != std::string::npos);
+  auto zs_skipping = run_convirt(zs + " --skip-bad-rows", tmp / "log4.txt");
+  INFO(zs_skipping.output);
+  CHECK(zs_skipping.status == 0);
+  CHECK(zs_skipping.output.find("ragged line") != std::string::npos);
 }
 
 TEST_CASE("convirt reports bad configs and options with a message and exit status", "[cli]") {

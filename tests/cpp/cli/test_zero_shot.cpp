@@ -316,6 +316,12 @@ TEST_CASE("zero-shot on each dataset format reports that protocol's metric",
     CHECK(r.metric >= 0.0);
     CHECK(r.metric <= 1.0);
   }
+  // A ragged table line is refused, naming it, unless skip_bad_rows skips and counts it.
+  test::write_text_file(tmp / "covidx" / "test.txt",
+                        test::read_text(tmp / "covidx" / "test.txt") + "broken\n");
+  const auto covidx_ragged = opts(pl::DatasetKind::kCovidx).data_root((tmp / "covidx").string());
+  CHECK_THROWS_WITH(pl::zero_shot(covidx_ragged), Catch::Contains("ragged line"));
+  CHECK(pl::zero_shot(pl::ZeroShotOptions(covidx_ragged).skip_bad_rows(true)).images == 24);
   CHECK_THROWS_WITH(pl::zero_shot(opts(pl::DatasetKind::kRsna)),
                     Catch::Contains("data_root must be set for dataset rsna"));
   CHECK_THROWS_WITH(
