@@ -98,7 +98,7 @@ inline SyntheticSetting synthetic_setting(const std::string& work, const Args& a
                                               .retrieval_candidates(args.integer("candidates", 20))
                                               .image_size(64)
                                               .seed(seed));
-  const int64_t channels = convirt::models::small_preset().resnet().in_channels();
+  const int64_t channels = convirt::models::small_preset().image_channels();
   // --mimic-root pretrains on real MIMIC-CXR-JPG pairs instead (the small model, 64 px).
   const std::string pairs = args.str("mimic-root", s.data.mimic_root);
   auto train = convirt::pipeline::load_pairs(pairs, "train",

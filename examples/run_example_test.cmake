@@ -1,6 +1,7 @@
 # Runs one example program in a fresh work folder and checks its output file: results.json must be
 # a JSON object with at least one section; an SVG must be a complete <svg> document.
-# Variables: PROGRAM, WORK, OUTPUT, ARGS (a ;-list).
+# Variables: PROGRAM, WORK, OUTPUT, ARGS (a ;-list), EXPECT (a ;-list of regexes the program's
+# standard output must match; may be empty).
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${PROGRAM} --out ${WORK} ${ARGS}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -39,4 +40,9 @@ if(OUTPUT MATCHES "\\.json$")
 elseif(NOT text MATCHES "^<\\?xml|^<svg" OR NOT text MATCHES "</svg>[ \n]*$")
   message(FATAL_ERROR "${OUTPUT} is not a complete SVG document")
 endif()
+foreach(expected IN LISTS EXPECT)
+  if(NOT out MATCHES "${expected}")
+    message(FATAL_ERROR "${PROGRAM}: the output does not match '${expected}':\n${out}")
+  endif()
+endforeach()
 message(STATUS "${out}")

@@ -1,17 +1,12 @@
-// Heads, type-erased encoders, configs, presets, the registry and make_convirt.
+// Heads, type-erased encoders, the registry and make_convirt (configs: config.cpp; presets:
+// presets.cpp).
 #include <convirt/core/check.h>
 #include <convirt/models/convirt.h>
 #include <convirt/models/presets.h>
 #include <convirt/models/registry.h>
 
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 namespace convirt::models {
 namespace nn = torch::nn;
@@ -88,173 +83,6 @@ void ConVIRTModelImpl::set_vocabulary(VocabularyRecord vocabulary) {
   vocabulary_ = std::move(vocabulary);
 }
 
-// ---------------------------------------------------------------- config JSON
-std::string ModelConfig::to_json() const {
-  nlohmann::ordered_json j;
-  j["image_encoder"] = image_encoder();
-  const auto& r = resnet();
-  j["resnet"] = {{"layers", r.layers()},
-                 {"base_width", r.base_width()},
-                 {"in_channels", r.in_channels()},
-                 {"channel_mode", to_string(r.channel_mode())},
-                 {"zero_init_residual", r.zero_init_residual()}};
-  j["text_encoder"] = text_encoder();
-  const auto& b = bert();
-  j["bert"] = {{"config", nlohmann::ordered_json::parse(b.config().to_json())},
-               {"pooling", to_string(b.pooling())},
-               {"frozen_layers", b.frozen_layers()},
-               {"freeze_embeddings", b.freeze_embeddings()},
-               {"add_pooling_layer", b.add_pooling_layer()}};
-  j["projection_dim"] = projection_dim();
-  j["head_kind"] = to_string(head_kind());
-  j["image_head_hidden"] = image_head_hidden();
-  j["text_head_hidden"] = text_head_hidden();
-  j["max_length"] = max_length();
-  j["image_size"] = image_size();
-  // Only when set, so that randomly initialised models keep the config they always had.
-  if (!initial_weights().empty())
-    j["initial_weights"] = nlohmann::ordered_json::parse(initial_weights());
-  return j.dump(2);
-}
-
-ModelConfig ModelConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    CONVIRT_CHECK_VALUE(false, "model config is not valid JSON: ", e.what());
-  }
-  CONVIRT_CHECK_VALUE(j.is_object(), "model config must be a JSON object");
-  ModelConfig c;
-  try {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const auto& k = it.key();
-      const auto& v = it.value();
-      if (k == "image_encoder") {
-        c.image_encoder(v.get<std::string>());
-      } else if (k == "text_encoder") {
-        c.text_encoder(v.get<std::string>());
-      } else if (k == "projection_dim") {
-        c.projection_dim(v.get<int64_t>());
-      } else if (k == "head_kind") {
-        c.head_kind(parse_projection_kind(v.get<std::string>()));
-      } else if (k == "image_head_hidden") {
-        c.image_head_hidden(v.get<int64_t>());
-      } else if (k == "text_head_hidden") {
-        c.text_head_hidden(v.get<int64_t>());
-      } else if (k == "max_length") {
-        c.max_length(v.get<int64_t>());
-      } else if (k == "image_size") {
-        c.image_size(v.get<int64_t>());
-      } else if (k == "initial_weights") {
-        CONVIRT_CHECK_VALUE(v.is_object(),
-                            "model config field 'initial_weights' must be an object");
-        c.initial_weights(v.dump());
-      } else if (k == "resnet") {
-        auto& r = c.resnet();
-        if (v.contains("layers")) r.layers(v["layers"].get<std::vector<int64_t>>());
-        if (v.contains("base_width")) r.base_width(v["base_width"].get<int64_t>());
-        if (v.contains("in_channels")) r.in_channels(v["in_channels"].get<int64_t>());
-        if (v.contains("channel_mode"))
-          r.channel_mode(parse_input_channel_mode(v["channel_mode"].get<std::string>()));
-        if (v.contains("zero_init_residual"))
-          r.zero_init_residual(v["zero_init_residual"].get<bool>());
-      } else if (k == "bert") {
-        auto& b = c.bert();
-        if (v.contains("config")) b.config(BertConfig::from_json(v["config"].dump()));
-        if (v.contains("pooling")) b.pooling(parse_bert_pooling(v["pooling"].get<std::string>()));
-        if (v.contains("frozen_layers")) b.frozen_layers(v["frozen_layers"].get<int64_t>());
-        if (v.contains("freeze_embeddings"))
-          b.freeze_embeddings(v["freeze_embeddings"].get<bool>());
-        if (v.contains("add_pooling_layer"))
-          b.add_pooling_layer(v["add_pooling_layer"].get<bool>());
-      } else {
-        CONVIRT_CHECK_VALUE(false, "unknown model config field '", k, "'");
-      }
-    }
-  } catch (const nlohmann::json::exception& e) {
-    CONVIRT_CHECK_VALUE(false, "model config has a field of the wrong type: ", e.what());
-  }
-  return c;
-}
-
-// ---------------------------------------------------------------- presets
-ModelConfig paper_preset() {
-  return ModelConfig()
-      .image_encoder("resnet50")
-      .resnet(ResNetOptions(50))
-      .text_encoder("bert")
-      .bert(BertOptions(BertConfig())
-                .pooling(BertPooling::kMax)
-                .frozen_layers(6)
-                .freeze_embeddings(true))
-      .projection_dim(512)
-      .max_length(128)
-      .image_size(224);
-}
-
-ModelConfig small_preset(int64_t vocab_size) {
-  auto bert = BertConfig()
-                  .vocab_size(vocab_size)
-                  .hidden_size(128)
-                  .num_hidden_layers(2)
-                  .num_attention_heads(2)
-                  .intermediate_size(512)
-                  .max_position_embeddings(64);
-  return ModelConfig()
-      .image_encoder("resnet18")
-      .resnet(ResNetOptions(18).base_width(32).in_channels(1))
-      .text_encoder("bert")
-      .bert(BertOptions(bert).pooling(BertPooling::kMax).frozen_layers(0).freeze_embeddings(false))
-      .projection_dim(128)
-      .max_length(64)
-      .image_size(64);
-}
-
-std::vector<std::string> preset_names() {
-  return {"paper", "small"};
-}
-
-ModelConfig preset(const std::string& name) {
-  if (name == "paper") return paper_preset();
-  if (name == "small") return small_preset();
-  CONVIRT_CHECK_VALUE(false, "unknown model preset '", name, "'; known: paper, small");
-  return {};
-}
-
-namespace {
-
-bool is_json_text(const std::string& spec) {
-  const auto first = spec.find_first_not_of(" \t\r\n");
-  return first != std::string::npos && spec[first] == '{';
-}
-
-bool is_json_path(const std::string& spec) {
-  return std::filesystem::path(spec).extension() == ".json";
-}
-
-}  // namespace
-
-bool is_preset_spec(const std::string& spec) {
-  return !is_json_text(spec) && !is_json_path(spec);
-}
-
-ModelConfig config_from(const std::string& spec, const std::string& argument) {
-  if (is_json_text(spec)) return ModelConfig::from_json(spec);
-  if (is_json_path(spec)) {
-    std::ifstream in(spec, std::ios::binary);
-    CONVIRT_CHECK_VALUE(in.good(), argument, ": cannot read the model config file '", spec, "'");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return ModelConfig::from_json(text.str());
-  }
-  const auto names = preset_names();
-  CONVIRT_CHECK_VALUE(std::find(names.begin(), names.end(), spec) != names.end(), argument,
-                      ": unknown model preset '", spec,
-                      "'; known: paper, small (or ModelConfig JSON text, or a .json file path)");
-  return preset(spec);
-}
-
 // ---------------------------------------------------------------- registry
 namespace {
 struct Registry {
@@ -317,6 +145,7 @@ std::vector<std::string> text_encoder_names() {
 }
 
 AnyImageEncoder make_image_encoder(const std::string& name, const ModelConfig& config) {
+  (void)config.to_json();  // a ValueError naming the field if an encoder's options are not JSON
   ImageEncoderFactory f;
   {
     std::lock_guard<std::mutex> lock(registry().mutex);
@@ -329,6 +158,7 @@ AnyImageEncoder make_image_encoder(const std::string& name, const ModelConfig& c
 }
 
 AnyTextEncoder make_text_encoder(const std::string& name, const ModelConfig& config) {
+  (void)config.to_json();  // a ValueError naming the field if an encoder's options are not JSON
   TextEncoderFactory f;
   {
     std::lock_guard<std::mutex> lock(registry().mutex);

@@ -251,7 +251,7 @@ Shard embed_image_shard(models::ConVIRTModel& model, const std::vector<std::stri
     records.push_back({paths[static_cast<size_t>(i)], {}, {}, "", ""});
   auto ds = std::make_shared<data::LabeledDataset>(std::move(records), std::vector<std::string>{},
                                                    eval_transform(image_size),
-                                                   model->config().resnet().in_channels());
+                                                   model->config().image_channels());
   data::Loader loader(ds, data::LoaderOptions()
                               .batch_size(o.batch_size())
                               .shuffle(false)
@@ -576,7 +576,7 @@ std::vector<SearchHit> search(const SearchOptions& o) {
     // Through the same reader and preprocessing as the indexed images, at the index's size.
     data::LabeledDataset one({{o.image(), {}, {}, "", ""}}, {},
                              eval_transform(std::stoll(meta("image_size"))),
-                             model->config().resnet().in_channels());
+                             model->config().image_channels());
     torch::Tensor x;
     try {
       x = one.get(0, 0).image;

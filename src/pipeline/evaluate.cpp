@@ -385,7 +385,7 @@ eval::Results evaluate(const EvaluateOptions& o, const EvaluateCallback& on_run)
   };
   auto model = load_model();
   const int64_t size = o.image_size() > 0 ? o.image_size() : model->config().image_size();
-  const int64_t channels = model->config().resnet().in_channels();
+  const int64_t channels = model->config().image_channels();
   const std::string task = task_name(o.dataset());
   const std::string protocol = to_string(o.protocol());
   const std::string method =

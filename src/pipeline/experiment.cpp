@@ -223,7 +223,7 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   log(v, "data: " + data_dir);
   auto synth = ensure_synthetic(data_dir, o.synthetic());
   models::ModelConfig base_config = models::preset(o.preset());
-  const int64_t channels = base_config.resnet().in_channels();
+  const int64_t channels = base_config.image_channels();
   // The vocabulary is built once, here, and every method's run reads it: one vocabulary for the
   // whole comparison.
   auto train_pairs =

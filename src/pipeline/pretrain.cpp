@@ -305,7 +305,7 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
   const train::Precision precision = train::resolve_precision(job.trainer().precision(), device);
   const models::ModelConfig base = models::config_from(job.model());
   const int64_t size = job.image_size() > 0 ? job.image_size() : base.image_size();
-  const int64_t channels = base.resnet().in_channels();
+  const int64_t channels = base.image_channels();
   const double bad = job.trainer().max_bad_fraction();
 
   // The pairs.
@@ -383,22 +383,21 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
     int64_t trainable = 0, frozen = 0;
     for (const auto& p : model->parameters()) (p.requires_grad() ? trainable : frozen) += p.numel();
     const auto& cfg = model->config();
-    std::fprintf(stderr,
-                 "[pretrain] pairs: %lld train (%s), %lld validation (%s)\n"
-                 "[pretrain] vocabulary: %lld tokens, %s\n"
-                 "[pretrain] model: %s + %s, %lld px, %lld channel(s); parameters %s trainable, "
-                 "%s frozen\n"
-                 "[pretrain] device %s, precision %s, batch %lld x %lld rank(s), objective %s\n",
-                 static_cast<long long>(train_set->size()),
-                 skip_counts(train_set->skipped()).c_str(), static_cast<long long>(val_set->size()),
-                 skip_counts(val_set->skipped()).c_str(),
-                 static_cast<long long>(tokenizer->vocab_size()), vocab_origin.c_str(),
-                 cfg.image_encoder().c_str(), cfg.text_encoder().c_str(),
-                 static_cast<long long>(cfg.image_size()),
-                 static_cast<long long>(cfg.resnet().in_channels()), millions(trainable).c_str(),
-                 millions(frozen).c_str(), device.str().c_str(), to_string(precision).c_str(),
-                 static_cast<long long>(options.batch_size()),
-                 static_cast<long long>(ctx.world_size()), to_string(options.objective()).c_str());
+    std::fprintf(
+        stderr,
+        "[pretrain] pairs: %lld train (%s), %lld validation (%s)\n"
+        "[pretrain] vocabulary: %lld tokens, %s\n"
+        "[pretrain] model: %s + %s, %lld px, %lld channel(s); parameters %s trainable, "
+        "%s frozen\n"
+        "[pretrain] device %s, precision %s, batch %lld x %lld rank(s), objective %s\n",
+        static_cast<long long>(train_set->size()), skip_counts(train_set->skipped()).c_str(),
+        static_cast<long long>(val_set->size()), skip_counts(val_set->skipped()).c_str(),
+        static_cast<long long>(tokenizer->vocab_size()), vocab_origin.c_str(),
+        cfg.image_encoder().c_str(), cfg.text_encoder().c_str(),
+        static_cast<long long>(cfg.image_size()), static_cast<long long>(cfg.image_channels()),
+        millions(trainable).c_str(), millions(frozen).c_str(), device.str().c_str(),
+        to_string(precision).c_str(), static_cast<long long>(options.batch_size()),
+        static_cast<long long>(ctx.world_size()), to_string(options.objective()).c_str());
     if (!init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
   }
   if (ctx.is_main()) {

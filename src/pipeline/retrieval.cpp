@@ -35,7 +35,7 @@ eval::Results evaluate_retrieval(const RetrievalEvalOptions& o) {
   data::RetrievalSet set(o.retrieval_dir(), data::RetrievalOptions()
                                                 .image_root(o.image_root())
                                                 .transform(eval_transform(size))
-                                                .channels(model->config().resnet().in_channels()));
+                                                .channels(model->config().image_channels()));
   const std::string name =
       o.method_name().empty() ? method_name_for(o.model_path()) : o.method_name();
   eval::Results results;

@@ -34,11 +34,10 @@ std::string tsne_figure(const TsneFigureOptions& o) {
     auto model = io::load_convirt(path);
     model->eval();
     const int64_t size = o.image_size() > 0 ? o.image_size() : model->config().image_size();
-    data::RetrievalSet set(o.retrieval_dir(),
-                           data::RetrievalOptions()
-                               .image_root(o.image_root())
-                               .transform(eval_transform(size))
-                               .channels(model->config().resnet().in_channels()));
+    data::RetrievalSet set(o.retrieval_dir(), data::RetrievalOptions()
+                                                  .image_root(o.image_root())
+                                                  .transform(eval_transform(size))
+                                                  .channels(model->config().image_channels()));
     auto candidates = load_labeled(*set.candidates(), o.workers());
     auto cats = candidates.targets.argmax(1);
     auto shown = cats.lt(o.categories());

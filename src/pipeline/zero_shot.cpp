@@ -331,7 +331,7 @@ ZeroShotResult zero_shot(const ZeroShotOptions& o) {
   const text::WordPieceTokenizer& tokenizer = *tokenizer_ptr;
   model->to(device);
   const int64_t size = o.image_size() > 0 ? o.image_size() : model->config().image_size();
-  const int64_t channels = model->config().resnet().in_channels();
+  const int64_t channels = model->config().image_channels();
 
   TestSplit split = test_split(o, eval_transform(size), channels);
   ZeroShotResult r;

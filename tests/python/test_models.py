@@ -140,6 +140,25 @@ def test_state_dict_files_interoperate_with_torch_save(tmp_path):
     assert all(torch.equal(loaded[k], sd[k]) for k in sd)
 
 
+def test_encoder_options_and_image_channels_reach_python_and_checkpoints(tmp_path):
+    cfg = tiny_config(in_channels=1)
+    assert "image_encoder_options" not in cfg  # absent unless set: old configs keep their text
+    cfg["image_encoder_options"] = {"in_channels": 5, "note": "for a registered encoder"}
+    cfg["text_encoder_options"] = {"note": "kept"}
+    model = cm.make(cfg)
+    # The built-in ResNet takes its channels from "resnet"; the options ride along untouched.
+    assert model.image_channels == 1
+    assert model.config["image_encoder_options"] == {"in_channels": 5, "note": "for a registered encoder"}
+    path = str(tmp_path / "m.safetensors")
+    model.save(path)
+    assert cm.read_config(path)["text_encoder_options"] == {"note": "kept"}
+    assert cm.load(path).image_channels == 1
+    assert cm.make(tiny_config(in_channels=3)).image_channels == 3
+    cfg["image_encoder_options"] = [5]
+    with pytest.raises(ValueError, match="'image_encoder_options' must be a JSON object, got \\[5\\]"):
+        cm.make(cfg)
+
+
 def test_make_reads_a_config_json_file(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(tiny_config()))

@@ -315,6 +315,12 @@ class ConVIRTModel(torch.nn.Module):
         return json.loads(self._impl.config_json)
 
     @property
+    def image_channels(self) -> int:
+        """Channels of the images the image encoder takes: ``config["resnet"]["in_channels"]`` for the
+        built-in ResNets, ``config["image_encoder_options"]["in_channels"]`` for a registered one."""
+        return self._impl.image_channels
+
+    @property
     def output_dim(self) -> int:
         """The embedding width d of v and u."""
         return self._impl.output_dim
@@ -369,7 +375,8 @@ class ConVIRTModel(torch.nn.Module):
         else:
             paths = _paths(images)
             n = len(paths)
-            batches = (_read_images(paths[i:i + batch_size], cfg) for i in range(0, n, batch_size))
+            batches = (_read_images(paths[i:i + batch_size], cfg, self.image_channels)
+                       for i in range(0, n, batch_size))
         if n == 0:
             raise ValueError("encode_images: images must hold at least one image, got none")
         encode = self._impl.encode_image if projected else self._impl.image_features
@@ -427,10 +434,9 @@ def _paths(images: Any) -> List[str]:
     return [os.fspath(p) for p in paths]
 
 
-def _read_images(paths: List[str], cfg: Dict[str, Any]) -> torch.Tensor:
+def _read_images(paths: List[str], cfg: Dict[str, Any], channels: int) -> torch.Tensor:
     from .image import eval_preprocess, read_image
 
-    channels = cfg["resnet"]["in_channels"]
     return torch.stack([eval_preprocess(read_image(p, channels=channels), cfg["image_size"])
                         for p in paths])
 

@@ -118,6 +118,9 @@ void bind_models(py::module_& root) {
           py::arg("device"))
       .def_property_readonly("config_json",
                              [](const Model& self) { return self.config().to_json(); })
+      .def_property_readonly(
+          "image_channels", [](const Model& self) { return self.config().image_channels(); },
+          "Channels of the images the image encoder takes (ModelConfig::image_channels).")
       .def_property(
           "vocabulary", [](const Model& self) { return self.vocabulary().tokens; },
           [](Model& self, std::vector<std::string> tokens) {
