@@ -38,6 +38,18 @@ std::string to_string(InfoNCEBackend backend) {
 
 namespace {
 
+// A fixed temperature as a 0-dim tensor where the op will use it: checked here, on the host, and
+// written by a fill on the embeddings' device (a kernel argument on CUDA), so no call copies tau
+// from host memory or waits for the device.
+torch::Tensor fixed_temperature(double tau, const torch::Tensor& image) {
+  CONVIRT_CHECK_VALUE(tau > 0, "temperature must be > 0, got ", tau);
+  // Anything else is refused by the op's checks, with the message naming the embedding.
+  if (!image.defined() || !image.is_floating_point())
+    return torch::scalar_tensor(tau, torch::kDouble);
+  const auto acc = image.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  return torch::full({}, tau, image.options().dtype(acc));
+}
+
 detail::LossWithStats call_loss_op(const torch::Tensor& image, const torch::Tensor& text,
                                    const InfoNCEOptions& o) {
   static auto op =
@@ -47,7 +59,7 @@ detail::LossWithStats call_loss_op(const torch::Tensor& image, const torch::Tens
                                        double, bool, double, c10::string_view)>();
   torch::Tensor tau = o.learnable_temperature().defined()
                           ? o.learnable_temperature()
-                          : torch::scalar_tensor(o.temperature(), torch::kDouble);
+                          : fixed_temperature(o.temperature(), image);
   const std::string backend = to_string(o.backend());
   return op.call(image, text, tau, o.image_to_text_weight(), o.normalize(), o.eps(), backend);
 }

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -294,14 +295,68 @@ RunOutputs run_device(const std::vector<unsigned char>& a, const std::vector<uns
   return o;
 }
 
-void check_case(int64_t n, int64_t d, ki::ScalarKind k, std::mt19937_64& rng) {
+/// Unit rows sharing a common direction u: x_i = normalize(offset u + z_i), z_i random unit rows.
+/// Every logit then sits near offset^2 / (offset^2 + 1) / tau, far from zero, while their spread
+/// (what the loss sees) stays moderate: the case where sum dS S cancels badly in fp32.
+std::vector<double> offset_unit_rows(int64_t n, int64_t d, double offset, std::mt19937_64& rng) {
+  const auto u = random_unit_rows(1, d, rng);
+  auto z = random_unit_rows(n, d, rng);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < d; ++k) z[i * d + k] += offset * u[k];
+  std::vector<double> x(z.size());
+  for (int64_t i = 0; i < n; ++i) {
+    double norm = 0;
+    for (int64_t k = 0; k < d; ++k) norm += z[i * d + k] * z[i * d + k];
+    norm = std::sqrt(norm);
+    for (int64_t k = 0; k < d; ++k) x[i * d + k] = z[i * d + k] / norm;
+  }
+  return x;
+}
+
+/// Rows e_0 + r / 16 with r_k in {-2, ..., 2} for k >= 1: a common direction with a small lattice
+/// spread. Every product and dot product is a multiple of 2^-8 below 2^1, exact in fp32 (and in the
+/// 3xTF32 and bf16 paths), so with a power-of-two tau every logit is exact and a case measures the
+/// kernel's summations alone, not the rounding of S.
+std::vector<double> lattice_rows(int64_t n, int64_t d, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int> r(-2, 2);
+  std::vector<double> x(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < d; ++k) x[i * d + k] = k == 0 ? 1.0 : r(rng) / 16.0;
+  return x;
+}
+
+/// What a case draws besides its size: by default independent random unit rows and a random tau
+/// in [0.05, 0.25]; `tau` > 0 fixes tau; `tau_grad_tol` > 0 checks the temperature gradient
+/// against that tolerance instead of the backward's and prints its error.
+enum class Rows { kRandomUnit, kCommonOffset, kLattice };
+struct CaseInputs {
+  Rows rows = Rows::kRandomUnit;
+  double offset = 0;  ///< kCommonOffset's weight of the common direction
+  double tau = 0;
+  double tau_grad_tol = 0;
+};
+
+void check_case(int64_t n, int64_t d, ki::ScalarKind k, std::mt19937_64& rng,
+                const CaseInputs& in = {}) {
   std::uniform_real_distribution<double> unif(0.0, 1.0);
-  const double tau = 0.05 + 0.2 * unif(rng);
+  const double drawn_tau = 0.05 + 0.2 * unif(rng);
+  const double tau = in.tau > 0 ? in.tau : drawn_tau;
   const double lambda = unif(rng);
   const double g = 0.5 + unif(rng);
+  auto rows = [&] {
+    switch (in.rows) {
+      case Rows::kCommonOffset:
+        return offset_unit_rows(n, d, in.offset, rng);
+      case Rows::kLattice:
+        return lattice_rows(n, d, rng);
+      case Rows::kRandomUnit:
+        break;
+    }
+    return random_unit_rows(n, d, rng);
+  };
   std::vector<double> ar, br;
-  auto a = encode(random_unit_rows(n, d, rng), k, ar);
-  auto b = encode(random_unit_rows(n, d, rng), k, br);
+  auto a = encode(rows(), k, ar);
+  auto b = encode(rows(), k, br);
   // The reference sees what the device sees: inputs rounded to the element type, tau rounded to
   // fp32.
   const float tau_f = static_cast<float>(tau), lambda_f = static_cast<float>(lambda);
@@ -320,8 +375,9 @@ void check_case(int64_t n, int64_t d, ki::ScalarKind k, std::mt19937_64& rng) {
   auto check = [&](const char* name, const std::vector<double>& o, const std::vector<double>& r,
                    double tol) {
     const double e = rel_err(o, r);
-    expect(e <= tol,
-           tag + name + ": relative error " + std::to_string(e) + " > " + std::to_string(tol));
+    char msg[64];
+    std::snprintf(msg, sizeof msg, ": relative error %.3g > %.3g", e, tol);
+    expect(e <= tol, tag + name + msg);
   };
   check("loss", out.loss, {ref.loss}, fwd_tol);
   check("row_lse", out.row_lse, ref.row_lse, fwd_tol);
@@ -331,7 +387,12 @@ void check_case(int64_t n, int64_t d, ki::ScalarKind k, std::mt19937_64& rng) {
   check("col_max", out.col_max, ref.col_max, fwd_tol);
   check("grad_image", out.grad_image, ref.grad_image, bwd_tol);
   check("grad_text", out.grad_text, ref.grad_text, bwd_tol);
-  check("grad_temperature", out.grad_tau, {ref.grad_temperature}, bwd_tol);
+  check("grad_temperature", out.grad_tau, {ref.grad_temperature},
+        in.tau_grad_tol > 0 ? in.tau_grad_tol : bwd_tol);
+  if (in.tau_grad_tol > 0) {
+    std::printf("  %sgrad_temperature: relative error %.3g (reference %.6g)\n", tag.c_str(),
+                rel_err(out.grad_tau, {ref.grad_temperature}), ref.grad_temperature);
+  }
 
 #if !defined(CONVIRT_CUDA_EMULATE)
   // The same inputs again: bit-identical outputs (no atomics, fixed reduction orders). The emulator
@@ -361,7 +422,40 @@ void check_bad_params() {
   cudaFree(loss);
 }
 
+/// tau <= 0 breaks the kernels' contract; they must not return plausible numbers for it, and the
+/// torch glue relies on that instead of reading tau back to the host (docs/cuda_kernel.md).
+void check_bad_temperature(std::mt19937_64& rng) {
+  const int64_t n = 7, d = 5;
+  const auto k = ki::ScalarKind::kFloat32;
+  std::vector<double> ar, br;
+  auto a = encode(random_unit_rows(n, d, rng), k, ar);
+  auto b = encode(random_unit_rows(n, d, rng), k, br);
+  for (const float tau : {0.0f, -0.1f}) {
+    auto out = run_device(a, b, n, d, tau, 0.75f, 1.0f, k);
+    bool all_nan = std::isnan(out.loss[0]) && std::isnan(out.grad_tau[0]);
+    for (double x : out.row_lse) all_nan = all_nan && std::isnan(x);
+    for (double x : out.grad_image) all_nan = all_nan && std::isnan(x);
+    for (double x : out.grad_text) all_nan = all_nan && std::isnan(x);
+    expect(all_nan, "tau = " + std::to_string(tau) + " gives NaN loss, statistics and gradients");
+  }
+}
+
 }  // namespace
+
+/// The temperature gradient where sum_ij dS_ij S_ij cancels: every logit near 128 (a common
+/// direction, tau = 1/128), their spread a few units, so dS S terms of ~128 cancel to a much
+/// smaller total. On lattice rows the logits are exact, so the error left is the kernel's
+/// summation: the former fp32 sum of dS S was off by 3.7e-6 relative here, the sum of dS (S - lse)
+/// by 7.8e-8 (emulator mutant 3 restores the former and must fail this check). Unit rows with a
+/// common offset (tau = 0.01) show what real embeddings see, where the rounding of S itself
+/// dominates.
+void check_temperature_gradient(std::mt19937_64& rng) {
+  for (auto k : {ki::ScalarKind::kFloat32, ki::ScalarKind::kBFloat16}) {
+    check_case(384, 16, k, rng, CaseInputs{Rows::kLattice, 0, 1.0 / 128, 5e-7});
+  }
+  check_case(384, 16, ki::ScalarKind::kFloat32, rng,
+             CaseInputs{Rows::kCommonOffset, 30, 0.01, 1e-5});
+}
 
 /// The emulator's cases (see docs/cuda_kernel.md, "Emulator"): every path of the kernels at sizes
 /// a fiber-per-thread emulation runs in seconds. `quick`: the subset the mutants run; `small`: the
@@ -369,7 +463,12 @@ void check_bad_params() {
 /// 2048 in every dtype instead of bfloat16 only.
 void run_emulated(const std::string& set) {
   std::mt19937_64 rng(20261203);
+  if (set == "tau") {
+    check_temperature_gradient(rng);
+    return;
+  }
   check_bad_params();
+  check_bad_temperature(rng);
   struct Case {
     int64_t n, d;
     bool quick;
@@ -396,16 +495,17 @@ void run_emulated(const std::string& set) {
                   static_cast<long long>(c.d), dt.count());
     }
   }
+  if (set == "default" || set == "long") check_temperature_gradient(rng);
 }
 
 int main(int argc, char** argv) {
 #if defined(CONVIRT_CUDA_EMULATE)
   const std::string set = argc > 1 ? argv[1] : "default";
-  if (set != "quick" && set != "small" && set != "default" && set != "long") {
-    std::printf("usage: %s [quick|small|default|long], got \"%s\"\n", argv[0], set.c_str());
+  if (set != "quick" && set != "small" && set != "default" && set != "long" && set != "tau") {
+    std::printf("usage: %s [quick|small|default|long|tau], got \"%s\"\n", argv[0], set.c_str());
     return 2;
   }
-  if (set != "quick") {
+  if (set != "quick" && set != "tau") {
     check_reference_on_cpu();
     if (g_failures != 0) return 1;
   }
@@ -446,6 +546,7 @@ int main(int argc, char** argv) {
     for (const auto& s : sizes) check_case(s[0], s[1], k, rng);
     for (int i = 0; i < 4; ++i) check_case(rn(rng), rd(rng), k, rng);
   }
+  check_temperature_gradient(rng);
   std::printf("%s (%d failures)\n", g_failures == 0 ? "all device checks passed" : "FAILED",
               g_failures);
   return g_failures == 0 ? 0 : 1;

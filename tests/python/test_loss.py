@@ -156,3 +156,14 @@ def test_opcheck():
     v, u = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4, requires_grad=True)
     torch.library.opcheck(torch.ops.convirt.infonce_fused.default,
                           (v, u, torch.tensor(0.1), 0.75))
+
+
+def test_float_temperature_on_a_device_is_filled_there_and_checked_on_the_host():
+    # The meta device stands in for CUDA: same device path, and reading tau back (a host sync on
+    # CUDA) raises there, so this fails if the op or the wrapper reads tau on a device.
+    a = torch.empty(5, 3, device="meta")
+    b = torch.empty(5, 3, device="meta")
+    loss = convirt.infonce_loss(a, b, temperature=0.1, backend="reference")
+    assert loss.device.type == "meta"
+    with pytest.raises(ValueError, match=r"temperature must be > 0, got -1"):
+        convirt.infonce_loss(a, b, temperature=-1.0)

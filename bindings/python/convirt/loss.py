@@ -25,12 +25,20 @@ class InfoNCEOutput(NamedTuple):
     text_to_image_accuracy: torch.Tensor  #: fraction of reports whose own image scores highest
 
 
-def _temperature_tensor(temperature: Union[float, torch.Tensor]) -> torch.Tensor:
+def _temperature_tensor(temperature: Union[float, torch.Tensor], image_emb: Any) -> torch.Tensor:
     if isinstance(temperature, torch.Tensor):
         return temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise TypeError(f"temperature must be a float or a 0-dim tensor, got {type(temperature).__name__}")
-    return torch.tensor(float(temperature), dtype=torch.float64)
+    tau = float(temperature)
+    if isinstance(image_emb, torch.Tensor) and image_emb.is_floating_point() and image_emb.device.type != "cpu":
+        # On a device the op does not read tau back (that would make every call wait for the device):
+        # check the float here, and fill the tensor on the device rather than copy it from the host.
+        if not tau > 0:
+            raise ValueError(f"temperature must be > 0, got {tau:g}")
+        acc = torch.float64 if image_emb.dtype == torch.float64 else torch.float32
+        return torch.full((), tau, dtype=acc, device=image_emb.device)
+    return torch.tensor(tau, dtype=torch.float64)
 
 
 def infonce_loss(
@@ -64,7 +72,7 @@ def infonce_loss(
         loss.backward()
     """
     out = torch.ops.convirt.infonce_loss(
-        image_emb, text_emb, _temperature_tensor(temperature), float(image_to_text_weight),
+        image_emb, text_emb, _temperature_tensor(temperature, image_emb), float(image_to_text_weight),
         bool(normalize), float(eps), str(backend))
     if return_stats:
         return InfoNCEOutput(*out)

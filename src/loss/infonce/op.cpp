@@ -51,11 +51,30 @@ void check_inputs(const Tensor& image, const Tensor& text, const Tensor& tempera
                       temperature.defined() ? shape_str(temperature.sizes()) : "undefined");
   CONVIRT_CHECK_TYPE(temperature.is_floating_point(), "temperature must be floating point, got ",
                      temperature.scalar_type());
-  const double tau = temperature.item<double>();
-  CONVIRT_CHECK_VALUE(tau > 0, "temperature must be > 0, got ", tau);
   CONVIRT_CHECK_VALUE(weight >= 0 && weight <= 1, "image_to_text_weight must be in [0, 1], got ",
                       weight);
   CONVIRT_CHECK_VALUE(eps >= 0, "eps must be >= 0, got ", eps);
+}
+
+// tau on the embeddings' device in the accumulation type. Its value is checked where reading it is
+// free: on the host for a CPU tensor. On a device, reading it would synchronise every call with the
+// host (and forbid CUDA graph capture), so a non-positive or NaN tau there becomes NaN instead,
+// on the device, and every output (loss, statistics, gradients) is NaN: training's non-finite-loss
+// check reports it. A fixed temperature (a double) was checked on the host before it became a
+// tensor (infonce.cpp), and a learned one is exp() of a clamped parameter, so only a tau tensor a
+// caller built on the device by hand can take that path.
+Tensor checked_temperature(const Tensor& temperature, const Tensor& image, at::ScalarType acc) {
+  const Tensor tau = temperature.reshape({}).to(image.device(), acc);
+  if (tau.device().is_cpu()) {
+    const double value = tau.item<double>();
+    CONVIRT_CHECK_VALUE(value > 0, "temperature must be > 0, got ", value);
+    return tau;
+  }
+  // tau * (m / m) with m = [tau > 0]: tau itself (times exactly 1, gradient 1) where valid, NaN
+  // (0 / 0) where not. Plain arithmetic rather than where(), which has no kernel for every device
+  // (the meta device that tests this path without a GPU).
+  const Tensor valid = (tau > 0).to(acc);
+  return tau * (valid / valid);
 }
 
 // Row-wise x / max(||x||, eps), as torch.nn.functional.normalize (differentiable through ATen).
@@ -109,7 +128,7 @@ LossWithStats infonce_loss_op(const Tensor& image, const Tensor& text, const Ten
 
   // fp16/bf16 accumulate in fp32; fp64 stays fp64.
   const auto acc = image.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  Tensor tau = temperature.reshape({}).to(image.device(), acc);
+  Tensor tau = checked_temperature(temperature, image, acc);
 
   bool use_fused = backend == InfoNCEBackend::kFused;
   if (backend == InfoNCEBackend::kAuto) use_fused = has_fused_kernel(image);

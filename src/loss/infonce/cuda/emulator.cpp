@@ -5,6 +5,8 @@
 // CONVIRT_EMU_MUTATION (test-only): 1 reads the A fragment's second and third registers in swapped
 // order (a wrong register order in a fragment loader), 2 drops every thread's second barrier of a
 // block (the one after the first shared-memory stores). The emulated test must fail under both.
+// 3 is read by the kernels (kernel.cuh), not here: the former fp32 sum of dS S for the temperature
+// gradient, which the test's temperature-gradient cases must catch.
 
 #include <convirt/loss/infonce/cuda/emulator.h>
 

@@ -23,6 +23,7 @@
 #include <convirt/loss/infonce/tile_math.h>
 
 #include <cstdint>
+#include <limits>
 
 namespace convirt::kernels::infonce {
 
@@ -127,6 +128,14 @@ __device__ __forceinline__ float exp_shifted(float x, float m) {
   return __expf(x - m);
 }
 
+/// 1 / tau from the device scalar (read on the device: no host sync). NaN unless tau > 0, so a bad
+/// tau makes every output NaN instead of plausible numbers: the host API's callers need not read it
+/// back to check it.
+__device__ __forceinline__ float inverse_temperature(const float* tau) {
+  const float t = *tau;
+  return t > 0.0f ? 1.0f / t : std::numeric_limits<float>::quiet_NaN();
+}
+
 /// Sum over the block in a fixed tree order; the result is valid in thread 0.
 template <int kThreads>
 __device__ float block_sum(float v, float* scratch) {
@@ -195,7 +204,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t ct_end = ct_begin + args.tiles_per_split < args.col_tiles
                              ? ct_begin + args.tiles_per_split
                              : args.col_tiles;
-  const float inv_tau = 1.0f / *args.temperature;
+  const float inv_tau = detail::inverse_temperature(args.temperature);
 
   tm::LseState<float> row_state[Cfg::kFragsM][2];
 #pragma unroll
@@ -393,7 +402,7 @@ struct BackwardArgs {
   float weight_p;  ///< weight of the direction normalised over P's rows (lambda for the image side)
   float weight_q;  ///< 1 - weight_p
   Storage* out;    ///< [n, d]
-  float* tau_part;  ///< [row blocks] partial sums of dS * S, or null (computed by one side only)
+  float* tau_part;  ///< [row blocks] partial sums of dS S (see tau_acc), or null (one side only)
   bool vec_ok;
 };
 
@@ -443,7 +452,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * Cfg::kRows;
   const int64_t d0 = static_cast<int64_t>(blockIdx.y) * Cfg::kChunk;
   const int64_t col_tiles = (n + Cfg::kCols - 1) / Cfg::kCols;
-  const float inv_tau = 1.0f / *args.temperature;
+  const float inv_tau = detail::inverse_temperature(args.temperature);
   // dS is formed with unit weights (lambda, 1 - lambda), so its entries stay in [-1, 1] and survive
   // the 16-bit rounding before the second GEMM (g / N could push them under fp16's range); the
   // factor g / N = grad_weights(g, 1, N).row is applied once at the end.
@@ -466,6 +475,12 @@ __global__ void __launch_bounds__(kTileThreads)
     for (int ni = 0; ni < Cfg::kFragsN2; ++ni)
 #pragma unroll
       for (int v = 0; v < 4; ++v) acc2[mi][ni][v] = 0.0f;
+  // This block's share of sum_ij dS_ij S_ij (unit weights), accumulated as
+  //   sum_ij w_p (p_ij - delta_ij) (S_ij - lse_p_i) + w_q (q_ij - delta_ij) (S_ij - lse_q_j),
+  // which is the same sum (p sums to 1 over j, q over i, delta to 1 over either) without the
+  // cancellation: dS sums to zero, so dS S terms as large as |S| (a large common logit offset, a
+  // small tau) cancel down to a much smaller total in fp32, while S - lse = log p has no offset.
+  const bool tau_block = args.tau_part != nullptr && blockIdx.y == 0;
   float tau_acc = 0.0f;
 
   Loader load_p;
@@ -524,9 +539,20 @@ __global__ void __launch_bounds__(kTileThreads)
           float ds = 0.0f;
           if (gr < n && gc < n) {
             const float s = acc1[mi][ni][v] * inv_tau;
-            ds = tm::dlogit_from_probs(detail::exp_shifted(s, lse_row[mi][v / 2]),
-                                       detail::exp_shifted(s, __ldg(args.lse_q + gc)), gr == gc, w);
+            const float lse_q = __ldg(args.lse_q + gc);
+            const float p_row = detail::exp_shifted(s, lse_row[mi][v / 2]);
+            const float p_col = detail::exp_shifted(s, lse_q);
+            ds = tm::dlogit_from_probs(p_row, p_col, gr == gc, w);
+#if defined(CONVIRT_EMU_MUTATION) && CONVIRT_EMU_MUTATION == 3
+            // Emulator mutant 3 only: the former sum of dS S, which the test must catch.
             tau_acc += ds * s;
+#else
+            if (tau_block) {
+              const float delta = gr == gc ? 1.0f : 0.0f;
+              tau_acc += w.row * (p_row - delta) * (s - lse_row[mi][v / 2]) +
+                         w.col * (p_col - delta) * (s - lse_q);
+            }
+#endif
           }
           s_ds[r * kLdds + c] = Traits::from_float(ds);
         }
@@ -563,7 +589,7 @@ __global__ void __launch_bounds__(kTileThreads)
           args.out[gr * d + gc] = Traits::from_float(acc2[mi][ni][v] * out_scale);
       }
 
-  if (args.tau_part != nullptr && blockIdx.y == 0) {
+  if (tau_block) {
     const float total = detail::block_sum<Cfg::kThreads>(tau_acc, scratch);
     if (tid == 0) args.tau_part[blockIdx.x] = total * scale;
   }
