@@ -10,6 +10,7 @@
 #include <convirt/io/checkpoint.h>
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/run_folder.h>
 
 #include <nlohmann/json.hpp>
@@ -81,7 +82,6 @@ struct ToJson {
   void operator()(const char* name, T& value) {
     (*out)[name] = value;
   }
-  void operator()(const char* name, train::Objective& value) { (*out)[name] = to_string(value); }
   void operator()(const char* name, train::Precision& value) { (*out)[name] = to_string(value); }
   void operator()(const char* name, train::SyncBatchNormMode& value) {
     (*out)[name] = to_string(value);
@@ -133,11 +133,6 @@ struct FromJson {
       CONVIRT_CHECK_TYPE(v->is_number(), name, " must be a number, got ", type_name(*v));
       value = v->get<double>();
     }
-  }
-  void operator()(const char* name, train::Objective& value) {
-    std::string s;
-    (*this)(name, s);
-    if (seen->count(name)) value = train::parse_objective(s);
   }
   void operator()(const char* name, train::Precision& value) {
     std::string s;
@@ -257,6 +252,8 @@ PretrainJob PretrainJob::from_json(const std::string& text) {
   PretrainJob job;
   std::set<std::string> seen;
   for_each_field(job, FromJson{&in, &seen});
+  // An objective is a registered name (train/objective.h): an unknown one fails here, listing them.
+  train::objective_name(job.trainer().objective());
   std::vector<std::string> unknown;
   for (const auto& item : in.items())
     if (!seen.count(item.key())) unknown.push_back(item.key());
@@ -383,22 +380,22 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
     int64_t trainable = 0, frozen = 0;
     for (const auto& p : model->parameters()) (p.requires_grad() ? trainable : frozen) += p.numel();
     const auto& cfg = model->config();
-    std::fprintf(stderr,
-                 "[pretrain] pairs: %lld train (%s), %lld validation (%s)\n"
-                 "[pretrain] vocabulary: %lld tokens, %s\n"
-                 "[pretrain] model: %s + %s, %lld px, %lld channel(s); parameters %s trainable, "
-                 "%s frozen\n"
-                 "[pretrain] device %s, precision %s, batch %lld x %lld rank(s), objective %s\n",
-                 static_cast<long long>(train_set->size()),
-                 skip_counts(train_set->skipped()).c_str(), static_cast<long long>(val_set->size()),
-                 skip_counts(val_set->skipped()).c_str(),
-                 static_cast<long long>(tokenizer->vocab_size()), vocab_origin.c_str(),
-                 cfg.image_encoder().c_str(), cfg.text_encoder().c_str(),
-                 static_cast<long long>(cfg.image_size()),
-                 static_cast<long long>(cfg.resnet().in_channels()), millions(trainable).c_str(),
-                 millions(frozen).c_str(), device.str().c_str(), to_string(precision).c_str(),
-                 static_cast<long long>(options.batch_size()),
-                 static_cast<long long>(ctx.world_size()), to_string(options.objective()).c_str());
+    std::fprintf(
+        stderr,
+        "[pretrain] pairs: %lld train (%s), %lld validation (%s)\n"
+        "[pretrain] vocabulary: %lld tokens, %s\n"
+        "[pretrain] model: %s + %s, %lld px, %lld channel(s); parameters %s trainable, "
+        "%s frozen\n"
+        "[pretrain] device %s, precision %s, batch %lld x %lld rank(s), objective %s\n",
+        static_cast<long long>(train_set->size()), skip_counts(train_set->skipped()).c_str(),
+        static_cast<long long>(val_set->size()), skip_counts(val_set->skipped()).c_str(),
+        static_cast<long long>(tokenizer->vocab_size()), vocab_origin.c_str(),
+        cfg.image_encoder().c_str(), cfg.text_encoder().c_str(),
+        static_cast<long long>(cfg.image_size()),
+        static_cast<long long>(cfg.resnet().in_channels()), millions(trainable).c_str(),
+        millions(frozen).c_str(), device.str().c_str(), to_string(precision).c_str(),
+        static_cast<long long>(options.batch_size()), static_cast<long long>(ctx.world_size()),
+        train::objective_name(options.objective()).c_str());
     if (!init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
   }
   if (ctx.is_main()) {

@@ -5,17 +5,16 @@
 #include <convirt/dist/sharding.h>
 #include <convirt/dist/sync_batch_norm.h>
 #include <convirt/io/checkpoint.h>
-#include <convirt/loss/contrastive_binary.h>
-#include <convirt/loss/infonce.h>
 #include <convirt/train/checkpoint.h>
 #include <convirt/train/metrics_log.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/pretrainer.h>
 #include <convirt/train/run_folder.h>
 
-#include <fmt/format.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -24,17 +23,6 @@
 #include <sstream>
 
 namespace convirt::train {
-
-Objective parse_objective(const std::string& name) {
-  if (name == "convirt") return Objective::kConVIRT;
-  if (name == "binary" || name == "contrastive-binary") return Objective::kContrastiveBinary;
-  CONVIRT_CHECK_VALUE(false, "objective must be 'convirt' or 'binary', got '", name, "'");
-  return Objective::kConVIRT;
-}
-
-std::string to_string(Objective objective) {
-  return objective == Objective::kConVIRT ? "convirt" : "binary";
-}
 
 SyncBatchNormMode parse_sync_batch_norm(const std::string& name) {
   if (name == "auto") return SyncBatchNormMode::kAuto;
@@ -98,13 +86,6 @@ class IndexView : public data::Dataset {
   uint64_t seed_;
 };
 
-// Reduced-precision embeddings are scored in fp32; fp32 and fp64 ones as they are (a float64
-// model trains in float64 end to end, which is how the distributed equivalence is tested).
-torch::Tensor loss_precision(const torch::Tensor& t) {
-  const auto type = t.scalar_type();
-  return type == torch::kHalf || type == torch::kBFloat16 ? t.to(torch::kFloat) : t;
-}
-
 // Makes every rank's buffers rank 0's (BatchNorm running statistics are updated from each rank's
 // own shard), as DDP does, so that evaluation and checkpoints see one model. One broadcast per
 // dtype rather than one per buffer: a ResNet-50 has about 160 of them.
@@ -165,6 +146,46 @@ std::vector<double> sum_over_ranks(const dist::DistributedContext& ctx,
   return out;
 }
 
+// Whether a module has anything to checkpoint or broadcast.
+bool has_state(torch::nn::Module& module) {
+  return !module.parameters().empty() || !module.buffers().empty();
+}
+
+// Checkpoints record the built-in objectives as the values of the enum that once chose them, so
+// that checkpoints from before objectives were registered by name still resume; any other
+// objective is recorded by its name.
+const std::map<std::string, int64_t>& builtin_objective_codes() {
+  static const std::map<std::string, int64_t> codes{{"convirt", 0}, {"binary", 1}};
+  return codes;
+}
+
+void write_objective_id(torch::serialize::OutputArchive& archive, const std::string& name) {
+  const auto& codes = builtin_objective_codes();
+  const auto it = codes.find(name);
+  if (it != codes.end()) {
+    archive.write("objective", torch::tensor(it->second));
+    return;
+  }
+  auto bytes = torch::empty({static_cast<int64_t>(name.size())}, torch::kByte);
+  std::copy(name.begin(), name.end(), bytes.data_ptr<uint8_t>());
+  archive.write("objective", torch::tensor(int64_t{-1}));
+  archive.write("objective_name", bytes);
+}
+
+std::string read_objective_id(torch::serialize::InputArchive& archive) {
+  torch::Tensor t;
+  if (archive.try_read("objective_name", t)) {
+    t = t.to(torch::kCPU).contiguous();
+    const auto* p = t.data_ptr<uint8_t>();
+    return std::string(p, p + t.numel());
+  }
+  archive.read("objective", t);
+  const int64_t code = t.item<int64_t>();
+  for (const auto& [name, c] : builtin_objective_codes())
+    if (c == code) return name;
+  return "objective #" + std::to_string(code);
+}
+
 // The "init" line of metrics.jsonl: {"image": {"path", "sha256", "bytes"}, "text": {...}} flattened
 // to image_init, image_init_sha256, image_init_bytes, ...
 MetricRecord initial_weights_record(const std::string& json) {
@@ -187,9 +208,8 @@ MetricRecord initial_weights_record(const std::string& json) {
 }  // namespace
 
 struct Pretrainer::State {
-  ContrastiveBinaryLoss binary{nullptr};
-  /// The ConVIRT loss with its learned log-temperature (learn_temperature only).
-  InfoNCELoss infonce{nullptr};
+  /// What is minimised, with its own parameters (objective.h).
+  PretrainObjective objective;
   std::unique_ptr<torch::optim::Adam> optimizer;
   std::unique_ptr<data::Loader> loader;
   int64_t step = 0;
@@ -290,38 +310,31 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
       break;
     }
   }
-  if (options_.objective() == Objective::kContrastiveBinary) {
-    state_->binary = ContrastiveBinaryLoss(ContrastiveBinaryOptions(model_->output_dim()));
-    state_->binary->to(options_.device(), state_->compute_dtype);
-    for (const auto& p : state_->binary->parameters()) params.push_back(p);
-  }
-  CONVIRT_CHECK_VALUE(!options_.learn_temperature() || options_.objective() == Objective::kConVIRT,
-                      "learn_temperature needs the convirt objective, got '",
-                      to_string(options_.objective()), "'");
-  // The learned temperature is optimised without weight decay (as CLIP's logit scale): decay
-  // would pull log tau towards 0, i.e. tau towards 1.
-  std::vector<torch::Tensor> no_decay;
-  if (options_.learn_temperature()) {
-    state_->infonce = InfoNCELoss(
-        InfoNCEOptions()
-            .learnable_temperature(torch::scalar_tensor(options_.temperature(), torch::kFloat))
-            .image_to_text_weight(options_.image_to_text_weight()));
-    state_->infonce->to(options_.device());
-    no_decay = state_->infonce->parameters();
+  // Built here, with the generator seeded from options.seed (a head it initialises starts alike on
+  // every rank) and before the per-rank reseeding below.
+  state_->objective = make_objective(
+      options_.objective(),
+      ObjectiveContext{options_, model_->output_dim(), options_.device(), state_->compute_dtype});
+  auto& objective = *state_->objective;
+  // The objective's parameters are decayed with the model's unless it says otherwise (a learned
+  // temperature is not).
+  std::vector<torch::Tensor> no_decay = objective.no_decay_parameters();
+  for (const auto& p : trainable(objective.parameters())) {
+    const bool decayed = std::none_of(
+        no_decay.begin(), no_decay.end(),
+        [&](const torch::Tensor& q) { return q.unsafeGetTensorImpl() == p.unsafeGetTensorImpl(); });
+    if (decayed) params.push_back(p);
   }
   if (ctx.is_distributed()) {
     // Every rank starts from rank 0's weights, whatever its own initialisation was.
     dist::broadcast_module_state(*model_, ctx);
-    if (state_->binary) dist::broadcast_module_state(*state_->binary, ctx);
-    if (state_->infonce) dist::broadcast_module_state(*state_->infonce, ctx);
+    if (has_state(objective)) dist::broadcast_module_state(objective, ctx);
     std::vector<torch::Tensor> synced = params;
     synced.insert(synced.end(), no_decay.begin(), no_decay.end());
-    // The global InfoNCE loss's per-rank gradients add up to the global gradient; the binary
-    // objective is each rank's mean over its own shard, so its gradients are averaged.
+    // A global-batch loss's per-rank gradients add up to the global gradient; a per-rank loss is
+    // each rank's mean over its own shard, so its gradients are averaged.
     state_->sync = std::make_unique<dist::GradientSynchronizer>(
-        synced, ctx,
-        dist::GradientSynchronizerOptions().average(options_.objective() ==
-                                                    Objective::kContrastiveBinary));
+        synced, ctx, dist::GradientSynchronizerOptions().average(!objective.spans_global_batch()));
   }
   torch::manual_seed(rank_seed(options_.seed(), ctx.rank()));
   state_->lr = options_.learning_rate();
@@ -355,53 +368,23 @@ Pretrainer::~Pretrainer() {
   if (state_ && state_->sync_batch_norm && model_) dist::revert_sync_batch_norm(*model_);
 }
 
-torch::Tensor Pretrainer::objective_loss(const torch::Tensor& v, const torch::Tensor& u,
-                                         StepMetrics* metrics) {
-  if (options_.objective() == Objective::kContrastiveBinary) {
-    // Each rank's own shard: the fake pairs are drawn within it.
-    auto loss = state_->binary->forward(v, u);
-    if (metrics) metrics->loss = loss.item<double>();
-    return loss;
-  }
-  const auto opts = state_->infonce ? state_->infonce->effective_options()
-                                    : InfoNCEOptions()
-                                          .temperature(options_.temperature())
-                                          .image_to_text_weight(options_.image_to_text_weight());
-  const auto& ctx = options_.distributed();
-  // Distributed: this rank's rows against the whole global batch's columns; the value (and the
-  // statistics) are the global batch's on every rank.
-  auto out = ctx.is_distributed() ? dist::infonce_loss_distributed_with_stats(v, u, opts, ctx)
-                                  : infonce_loss_with_stats(v, u, opts);
-  if (metrics) {
-    metrics->loss = out.loss.item<double>();
-    metrics->image_to_text = out.image_to_text.item<double>();
-    metrics->text_to_image = out.text_to_image.item<double>();
-    metrics->image_to_text_accuracy = out.image_to_text_accuracy.item<double>();
-    metrics->text_to_image_accuracy = out.text_to_image_accuracy.item<double>();
-    metrics->temperature =
-        state_->infonce ? state_->infonce->temperature().item<double>() : options_.temperature();
-  }
-  return out.loss;
+std::shared_ptr<PretrainObjectiveImpl> Pretrainer::objective() const {
+  return state_->objective;
 }
 
-std::pair<torch::Tensor, torch::Tensor> Pretrainer::embed(const data::Batch& batch) {
-  const torch::Device device = options_.device();
+ObjectiveBatch Pretrainer::objective_batch(const data::Batch& batch) {
+  const auto opts = torch::TensorOptions().dtype(state_->compute_dtype).device(options_.device());
+  ObjectiveBatch out;
+  out.sync_batch_norm = state_->sync_batch_norm;
   if (batch.size() == 0) {
-    // A rank whose whole shard was bad samples still takes part in the global loss, with no rows.
-    auto empty = torch::zeros({0, model_->output_dim()},
-                              torch::TensorOptions().dtype(state_->compute_dtype).device(device));
-    const bool grad = torch::GradMode::is_enabled();
-    // Synchronised BatchNorm layers are collectives: the image encoder runs with 0 rows here, as
-    // the other ranks run it with theirs.
-    if (state_->sync_batch_norm)
-      return {loss_precision(model_->encode_image(no_images(model_->config(), empty.options()))),
-              empty.clone().requires_grad_(grad)};
-    return {empty.clone().requires_grad_(grad), empty.clone().requires_grad_(grad)};
+    out.images = no_images(model_->config(), opts);
+    return out;
   }
   auto enc = tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
-  auto [v, u] = model_->forward(batch.images.to(device, state_->compute_dtype),
-                                enc.input_ids.to(device), enc.attention_mask.to(device));
-  return {loss_precision(v), loss_precision(u)};
+  out.images = batch.images.to(options_.device(), state_->compute_dtype);
+  out.input_ids = enc.input_ids.to(options_.device());
+  out.attention_mask = enc.attention_mask.to(options_.device());
+  return out;
 }
 
 double Pretrainer::validation_loss() {
@@ -412,6 +395,7 @@ double Pretrainer::validation_loss() {
   torch::NoGradGuard no_grad;
   const bool was_training = model_->is_training();
   model_->eval();
+  state_->objective->eval();
   // The set is scored in consecutive global batches of batch_size * world_size pairs (the last one
   // shorter), each split into contiguous rank shards: the same batches, hence the same loss, as one
   // process with a world_size times larger batch_size.
@@ -435,7 +419,7 @@ double Pretrainer::validation_loss() {
             .seed(options_.seed() + 1)
             .workers(options_.workers()));
   }
-  const bool global_loss = options_.objective() == Objective::kConVIRT;
+  const bool global_loss = state_->objective->spans_global_batch();
   double total = 0;  // loss * pairs; for the global loss, counted on rank 0 only
   double count = 0;
   for (const int64_t local_size : local_sizes) {
@@ -449,20 +433,21 @@ double Pretrainer::validation_loss() {
         static_cast<int64_t>(sum_over_ranks(ctx, {static_cast<double>(batch.size())})[0]);
     if (pairs < 2) continue;  // a lone pair has no negatives
     if (global_loss) {
-      auto [v, u] = embed(batch);
-      const double loss = objective_loss(v, u, nullptr).item<double>();
+      const double loss =
+          state_->objective->forward(*model_, objective_batch(batch), nullptr).item<double>();
       if (ctx.is_main()) {
         total += loss * static_cast<double>(pairs);
         count += static_cast<double>(pairs);
       }
     } else if (batch.size() >= 2) {
-      auto [v, u] = embed(batch);
-      total += objective_loss(v, u, nullptr).item<double>() * static_cast<double>(batch.size());
+      total += state_->objective->forward(*model_, objective_batch(batch), nullptr).item<double>() *
+               static_cast<double>(batch.size());
       count += static_cast<double>(batch.size());
     }
   }
   const auto sums = sum_over_ranks(ctx, {total, count});
   model_->train(was_training);
+  state_->objective->train(was_training);
   set_cpu_rng_state(rng_state);
   CONVIRT_CHECK(sums[1] > 0, "the validation set yielded no batch of at least 2 pairs");
   return sums[0] / sums[1];
@@ -485,15 +470,10 @@ void Pretrainer::write_state(const std::string& path, const torch::Tensor& rng_r
   torch::serialize::OutputArchive model_archive;
   model_->save(model_archive);
   archive.write("model", model_archive);
-  if (state_->binary) {
-    torch::serialize::OutputArchive head_archive;
-    state_->binary->save(head_archive);
-    archive.write("objective_head", head_archive);
-  }
-  if (state_->infonce) {
-    torch::serialize::OutputArchive loss_archive;
-    state_->infonce->save(loss_archive);
-    archive.write("objective_loss", loss_archive);
+  if (has_state(*state_->objective)) {
+    torch::serialize::OutputArchive objective_archive;
+    state_->objective->save(objective_archive);
+    archive.write(state_->objective->checkpoint_key(), objective_archive);
   }
   torch::serialize::OutputArchive optim_archive;
   state_->optimizer->save(optim_archive);
@@ -512,7 +492,7 @@ void Pretrainer::write_state(const std::string& path, const torch::Tensor& rng_r
   archive.write("loader_step", i64(pos.step));
   archive.write("best_val", torch::tensor(state_->best_val, torch::kDouble));
   archive.write("lr", torch::tensor(state_->lr, torch::kDouble));
-  archive.write("objective", torch::tensor(static_cast<int64_t>(options_.objective())));
+  write_objective_id(archive, state_->objective->name());
   archive.write("world_size", i64(rng_ranks.size(0)));
   if (state_->scaler) {
     archive.write("grad_scale", torch::tensor(state_->scaler->scale(), torch::kDouble));
@@ -550,21 +530,17 @@ void Pretrainer::load_state(const std::string& path) {
       archive.try_read("world_size", saved_world) ? saved_world.item<int64_t>() : 1, ctx);
   // Before any weight is loaded: a changed option is named, not a LibTorch shape error.
   check_resume_options(options_.out_dir(), state_->run_options, options_.allow_option_change());
-  CONVIRT_CHECK_VALUE(read_i64("objective") == static_cast<int64_t>(options_.objective()),
-                      "checkpoint '", used, "' was written with another objective than '",
-                      to_string(options_.objective()), "'");
+  const std::string saved_objective = read_objective_id(archive);
+  CONVIRT_CHECK_VALUE(saved_objective == state_->objective->name(), "checkpoint '", used,
+                      "' was written with the objective '", saved_objective, "', not '",
+                      state_->objective->name(), "'");
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   model_->load(model_archive);
-  if (state_->binary) {
-    torch::serialize::InputArchive head_archive;
-    archive.read("objective_head", head_archive);
-    state_->binary->load(head_archive);
-  }
-  if (state_->infonce) {
-    torch::serialize::InputArchive loss_archive;
-    archive.read("objective_loss", loss_archive);
-    state_->infonce->load(loss_archive);
+  if (has_state(*state_->objective)) {
+    torch::serialize::InputArchive objective_archive;
+    archive.read(state_->objective->checkpoint_key(), objective_archive);
+    state_->objective->load(objective_archive);
   }
   torch::serialize::InputArchive optim_archive;
   archive.read("optimizer", optim_archive);
@@ -729,18 +705,18 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       ++state_->skipped;
       continue;
     }
-    // The binary objective is local: a rank left with fewer than 2 pairs sits this step out (its
+    // A per-rank objective is local: a rank left with fewer than 2 pairs sits this step out (its
     // gradient counts as zeros).
-    const bool local_loss = options_.objective() == Objective::kConVIRT || batch.size() >= 2;
+    const bool global_objective = state_->objective->spans_global_batch();
+    const bool local_loss = global_objective || batch.size() >= 2;
     StepMetrics m;
     state_->optimizer->zero_grad();
     torch::Tensor loss;
     if (local_loss) {
       AutocastScope scope(options_.device(), state_->precision);
-      auto [v, u] = embed(batch);
-      loss = objective_loss(v, u, &m);
+      loss = state_->objective->forward(*model_, objective_batch(batch), &m);
     } else if (state_->sync_batch_norm) {
-      // Too few pairs for the binary loss here, but the synchronised BatchNorm layers are
+      // Too few pairs for a per-rank loss here, but the synchronised BatchNorm layers are
       // collectives: this rank runs the image encoder (forward, and a zero backward) with the
       // others.
       AutocastScope scope(options_.device(), state_->precision);
@@ -752,10 +728,9 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
     }
     ++state_->step;
     // Agreed on by all ranks (a local loss can go bad on one of them): skip together or not at
-    // all. The global InfoNCE value is the same everywhere; the binary one is averaged for the log.
+    // all. A global-batch loss is the same everywhere; a per-rank one is averaged for the log.
     const double loss_sum = sum_over_ranks(ctx, {local_loss ? m.loss : 0.0})[0];
-    if (options_.objective() == Objective::kContrastiveBinary)
-      m.loss = loss_sum / static_cast<double>(ctx.world_size());
+    if (!global_objective) m.loss = loss_sum / static_cast<double>(ctx.world_size());
     if (!std::isfinite(loss_sum)) {
       ++state_->skipped;
       ++state_->consecutive_bad;
@@ -816,13 +791,7 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"images_per_s", m.images_per_second},
                  {"elapsed_s", meter.elapsed_seconds()}});
       if (print) {
-        std::string acc;
-        if (options_.objective() == Objective::kConVIRT) {
-          acc = fmt::format(" | acc i2t {:.2f} t2i {:.2f}", m.image_to_text_accuracy,
-                            m.text_to_image_accuracy);
-        }
-        // A learned tau is part of what moves: shown beside the loss it scales.
-        if (options_.learn_temperature()) acc += fmt::format(" | tau {:.4f}", m.temperature);
+        const std::string acc = state_->objective->progress(m);
         const std::string total = total_steps > 0 ? "/" + std::to_string(total_steps) : "";
         std::fprintf(stderr,
                      "[pretrain] step %lld%s | loss %.4f%s | lr %.2e | %.1f img/s | elapsed %s | "

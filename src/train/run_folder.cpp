@@ -1,5 +1,6 @@
 #include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/precision.h>
 #include <convirt/train/run_folder.h>
 
@@ -144,7 +145,7 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
                              const text::WordPieceTokenizer& tokenizer, int64_t train_pairs,
                              int64_t val_pairs) {
   Json j;
-  j["objective"] = to_string(o.objective());
+  j["objective"] = objective_name(o.objective());
   j["learning_rate"] = o.learning_rate();
   j["weight_decay"] = o.weight_decay();
   j["batch_size"] = o.batch_size();

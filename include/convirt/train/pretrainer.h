@@ -31,13 +31,8 @@
 
 namespace convirt::train {
 
-/// Which pretraining objective drives the encoders.
-enum class Objective {
-  kConVIRT,            ///< bidirectional InfoNCE (the paper's method)
-  kContrastiveBinary,  ///< the Contrastive-Binary-Loss baseline (real vs shuffled pair, BCE)
-};
-Objective parse_objective(const std::string& name);  ///< "convirt" or "binary"
-std::string to_string(Objective objective);
+class PretrainObjectiveImpl;  // convirt/train/objective.h
+struct ObjectiveBatch;
 
 /// Whether BatchNorm layers normalise with the whole global batch in a distributed job
 /// (convirt/dist/sync_batch_norm.h).
@@ -56,7 +51,10 @@ struct PretrainOptions {
   explicit PretrainOptions(std::string out_dir) : out_dir_(std::move(out_dir)) {}
   /// Folder for checkpoints (last.ckpt, best.ckpt), metrics.jsonl and the final model.
   TORCH_ARG(std::string, out_dir);
-  TORCH_ARG(Objective, objective) = Objective::kConVIRT;
+  /// The pretraining objective by its registered name (train/objective.h): "convirt"
+  /// (bidirectional InfoNCE, the paper's method), "binary" or "contrastive-binary" (the
+  /// Contrastive-Binary-Loss baseline), or a name given to register_objective().
+  TORCH_ARG(std::string, objective) = "convirt";
   TORCH_ARG(double, learning_rate) = 1e-4;
   TORCH_ARG(double, weight_decay) = 1e-6;
   /// Pairs per step on each rank: a step's global batch (the loss's negatives) is
@@ -178,15 +176,15 @@ class Pretrainer {
 
   const PretrainOptions& options() const { return options_; }
   models::ConVIRTModel model() const { return model_; }
+  /// The objective this trainer minimises (built from options().objective()).
+  std::shared_ptr<PretrainObjectiveImpl> objective() const;
 
  private:
   struct State;
   void save_state(const std::string& path);
   void write_state(const std::string& path, const torch::Tensor& rng_ranks);
   void load_state(const std::string& path);
-  torch::Tensor objective_loss(const torch::Tensor& v, const torch::Tensor& u,
-                               StepMetrics* metrics);
-  std::pair<torch::Tensor, torch::Tensor> embed(const data::Batch& batch);
+  ObjectiveBatch objective_batch(const data::Batch& batch);
 
   models::ConVIRTModel model_;
   std::shared_ptr<const text::WordPieceTokenizer> tokenizer_;
