@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace convirt::train {
@@ -568,17 +569,54 @@ void Pretrainer::load_state(const std::string& path) {
     state_->scaler->set_state(scale.item<double>(), read_i64("grad_scale_growth_tracker"));
 }
 
+// What one call of run() keeps between its phases: State is what a checkpoint keeps, this is what
+// the process keeps (the folder lock, the metrics file, the clock), released when run() returns
+// or throws.
+struct Pretrainer::Run {
+  std::function<bool(const StepMetrics&)> callback;
+  std::string last_ckpt;
+  std::string best_model;
+  std::unique_ptr<RunFolderLock> folder_lock;  ///< rank 0 only
+  std::unique_ptr<JsonLinesWriter> log;        ///< rank 0 only: the others compute the same values
+  bool print = false;                          ///< the progress lines (rank 0, verbose)
+  int64_t total_steps = 0;                     ///< for the ETA; 0 when only a time budget is set
+  ProgressMeter meter;
+
+  void write_log(const MetricRecord& record) {
+    if (log) log->write(record);
+  }
+};
+
 PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& callback) {
+  Run run;
+  run.callback = callback;
+  start_or_resume(run);
+  std::string stop_reason;
+  while ((stop_reason = stop_reason_now(run)).empty()) {
+    const auto metrics = step(run);
+    // A skipped step (too few pairs, a non-finite loss or fp16 gradient) is neither logged nor
+    // evaluated: it changed no weight.
+    if (!metrics) continue;
+    if (state_->step % options_.log_every() == 0 && !log_step(run, *metrics))
+      stop_requested_.store(true);
+    if (state_->step % options_.eval_every() == 0 && !evaluate_and_checkpoint(run))
+      stop_requested_.store(true);
+  }
+  return finish(run, stop_reason);
+}
+
+// Separate because it is the only phase that reads the folder: the lock, the recorded options, the
+// checkpoint and the old metrics are settled here, once, before any step.
+void Pretrainer::start_or_resume(Run& run) {
   const auto& ctx = options_.distributed();
   const bool main = ctx.is_main();
   const fs::path out(options_.out_dir());
-  const std::string last_ckpt = (out / "last.ckpt").string();
-  const std::string best_model = (out / "best_model.pt").string();
+  run.last_ckpt = (out / "last.ckpt").string();
+  run.best_model = (out / "best_model.pt").string();
   // One writer per folder (held until run() returns), and a resume only of the run these options
   // describe.
-  std::unique_ptr<RunFolderLock> folder_lock;
   if (main) {
-    folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
+    run.folder_lock = std::make_unique<RunFolderLock>(options_.out_dir());
     // Temporaries of an earlier process killed mid-write (of any file of the folder) go now.
     remove_dead_temporaries(options_.out_dir());
   }
@@ -586,200 +624,155 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
       run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
   if (options_.resume()) {
     // Every rank loads the same checkpoint, so they must all see it (a shared file system).
-    const double seen = sum_over_ranks(ctx, {checkpoint_exists(last_ckpt) ? 1.0 : 0.0})[0];
+    const double seen = sum_over_ranks(ctx, {checkpoint_exists(run.last_ckpt) ? 1.0 : 0.0})[0];
     CONVIRT_CHECK(seen == 0 || seen == static_cast<double>(ctx.world_size()), "only ", seen, " of ",
-                  ctx.world_size(), " ranks see the checkpoint ", last_ckpt,
+                  ctx.world_size(), " ranks see the checkpoint ", run.last_ckpt,
                   ": out_dir must be on a file system every rank reads");
     if (seen > 0) {
-      load_state(last_ckpt);
+      load_state(run.last_ckpt);
       if (options_.verbose() && main)
-        std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", last_ckpt.c_str(),
+        std::fprintf(stderr, "[pretrain] resumed from %s at step %lld\n", run.last_ckpt.c_str(),
                      static_cast<long long>(state_->step));
     }
   }
   if (main) write_run_options(options_.out_dir(), state_->run_options);
-  // Only rank 0 writes the metrics; the other ranks compute the same global values anyway.
-  std::unique_ptr<JsonLinesWriter> log;
   if (main) {
-    log = std::make_unique<JsonLinesWriter>((out / "metrics.jsonl").string());
+    run.log = std::make_unique<JsonLinesWriter>((out / "metrics.jsonl").string());
     // Steps after the checkpoint are redone: their old records (from the run that died) go, so
     // each step is logged once. So does a "done" record left last: the run that wrote it finished
     // after this checkpoint (e.g. another rank was lost after the end), and this one writes its
     // own.
-    log->drop_records_after(state_->step, "done");
+    run.log->drop_records_after(state_->step, "done");
     // What the weights started from travels with the metrics (and, in the config, with every
     // saved model): one record at step 0, replacing the one of an earlier start from step 0.
     if (state_->step == 0 && !model_->config().initial_weights().empty()) {
-      log->drop_records_after(-1);
-      log->write(initial_weights_record(model_->config().initial_weights()));
+      run.log->drop_records_after(-1);
+      run.log->write(initial_weights_record(model_->config().initial_weights()));
     }
   }
-  auto write_log = [&](const MetricRecord& record) {
-    if (log) log->write(record);
-  };
-  const bool print = options_.verbose() && main;
-  int64_t total_steps = options_.max_steps();
+  run.print = options_.verbose() && main;
+  run.total_steps = options_.max_steps();
   if (options_.max_evals() > 0) {
     const int64_t by_evals = options_.max_evals() * options_.eval_every();
-    total_steps = total_steps > 0 ? std::min(total_steps, by_evals) : by_evals;
+    run.total_steps = run.total_steps > 0 ? std::min(run.total_steps, by_evals) : by_evals;
   }
-  ProgressMeter meter(total_steps, state_->step);
-  PretrainResult result;
+  run.meter = ProgressMeter(run.total_steps, state_->step);
   model_->train();
   stop_requested_.store(false);
+}
 
-  auto evaluate_and_checkpoint = [&]() {
-    const double val = validation_loss();
-    ++state_->evals;
-    const bool improved = val < state_->best_val;
-    if (improved) {
-      state_->best_val = val;
-      state_->best_step = state_->step;
-      state_->evals_without_improvement = 0;
-      dist::run_on_main(
-          ctx,
-          // save_convirt writes atomically (a temporary named after this process, renamed into
-          // place), so a kill leaves the previous best model and a temporary the next run removes.
-          [&] { io::save_convirt(*model_, best_model); }, "writing " + best_model);
-    } else if (++state_->evals_without_improvement >= options_.lr_patience()) {
-      state_->lr *= options_.lr_decay();
-      for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(state_->lr);
-      state_->evals_without_improvement = 0;
-    }
-    // Logged before the checkpoint: a run that dies once the checkpoint is written (on
-    // distributed training, at the barrier that follows it, when another rank is lost) resumes
-    // after this step and would never log its evaluation. Logged first, a run that dies before
-    // the checkpoint resumes earlier and drops the record with the rest of the redone steps.
-    write_log({{"type", std::string("eval")},
-               {"step", state_->step},
-               {"val_loss", val},
-               {"best_val_loss", state_->best_val},
-               {"lr", state_->lr},
-               {"improved", int64_t{improved}}});
-    save_state(last_ckpt);
-    if (print)
-      std::fprintf(stderr, "[pretrain] eval %lld at step %lld: val loss %.4f (best %.4f at %lld)\n",
-                   static_cast<long long>(state_->evals), static_cast<long long>(state_->step), val,
-                   state_->best_val, static_cast<long long>(state_->best_step));
-    StepMetrics m;
-    m.step = state_->step;
-    m.is_eval = true;
-    m.val_loss = val;
-    m.learning_rate = state_->lr;
-    return callback ? callback(m) : true;
-  };
+// Separate because in a distributed job it is a collective every rank must reach at the same step:
+// the reason to stop, or empty to go on.
+std::string Pretrainer::stop_reason_now(Run& run) {
+  const auto& ctx = options_.distributed();
+  // Rules every rank evaluates alike (the counters are the same everywhere) ...
+  if (options_.max_steps() > 0 && state_->step >= options_.max_steps()) return "max_steps";
+  if (options_.max_evals() > 0 && state_->evals >= options_.max_evals()) return "max_evals";
+  // ... and the ones that are per process (a clock, a signal, a callback), agreed on so that
+  // all ranks stop at the same step.
+  const auto flags = sum_over_ranks(
+      ctx,
+      {options_.max_seconds() > 0 && run.meter.elapsed_seconds() >= options_.max_seconds() ? 1.0
+                                                                                           : 0.0,
+       stop_requested_.load() ? 1.0 : 0.0});
+  if (flags[0] > 0) return "max_seconds";
+  if (flags[1] > 0) return "stop requested";
+  return {};
+}
 
-  std::string stop_reason;
-  for (;;) {
-    // Rules every rank evaluates alike (the counters are the same everywhere) ...
-    if (options_.max_steps() > 0 && state_->step >= options_.max_steps()) {
-      stop_reason = "max_steps";
-      break;
-    }
-    if (options_.max_evals() > 0 && state_->evals >= options_.max_evals()) {
-      stop_reason = "max_evals";
-      break;
-    }
-    // ... and the ones that are per process (a clock, a signal, a callback), agreed on so that
-    // all ranks stop at the same step.
-    const auto flags = sum_over_ranks(
-        ctx, {options_.max_seconds() > 0 && meter.elapsed_seconds() >= options_.max_seconds() ? 1.0
-                                                                                              : 0.0,
-              stop_requested_.load() ? 1.0 : 0.0});
-    if (flags[0] > 0) {
-      stop_reason = "max_seconds";
-      break;
-    }
-    if (flags[1] > 0) {
-      stop_reason = "stop requested";
-      break;
-    }
-
-    data::Batch batch = state_->loader->next_batch();
-    // Bad samples make a rank's shard smaller; the step is skipped (everywhere, counted) when the
-    // global batch has too few pairs left to contrast.
-    const int64_t pairs =
-        static_cast<int64_t>(sum_over_ranks(ctx, {static_cast<double>(batch.size())})[0]);
-    if (pairs < 2) {
-      ++state_->step;
-      ++state_->skipped;
-      continue;
-    }
-    // A per-rank objective is local: a rank left with fewer than 2 pairs sits this step out (its
-    // gradient counts as zeros).
-    const bool global_objective = state_->objective->spans_global_batch();
-    const bool local_loss = global_objective || batch.size() >= 2;
-    StepMetrics m;
-    state_->optimizer->zero_grad();
-    torch::Tensor loss;
-    if (local_loss) {
-      AutocastScope scope(options_.device(), state_->precision);
-      loss = state_->objective->forward(*model_, objective_batch(batch), &m);
-    } else if (state_->sync_batch_norm) {
-      // Too few pairs for a per-rank loss here, but the synchronised BatchNorm layers are
-      // collectives: this rank runs the image encoder (forward, and a zero backward) with the
-      // others.
-      AutocastScope scope(options_.device(), state_->precision);
-      const auto opts =
-          torch::TensorOptions().dtype(state_->compute_dtype).device(options_.device());
-      const auto images =
-          batch.size() > 0 ? batch.images.to(opts) : no_images(model_->config(), opts);
-      loss = model_->encode_image(images).sum() * 0;
-    }
+// Separate because it is the whole of what a step changes (the weights, the optimiser, the
+// scaler, the counters and the loader position), so that everything else only reads it: the
+// metrics of a step that updated the weights, or nothing for a skipped one.
+std::optional<StepMetrics> Pretrainer::step(Run& run) {
+  const auto& ctx = options_.distributed();
+  data::Batch batch = state_->loader->next_batch();
+  // Bad samples make a rank's shard smaller; the step is skipped (everywhere, counted) when the
+  // global batch has too few pairs left to contrast.
+  const int64_t pairs =
+      static_cast<int64_t>(sum_over_ranks(ctx, {static_cast<double>(batch.size())})[0]);
+  if (pairs < 2) {
     ++state_->step;
-    // Agreed on by all ranks (a local loss can go bad on one of them): skip together or not at
-    // all. A global-batch loss is the same everywhere; a per-rank one is averaged for the log.
-    const double loss_sum = sum_over_ranks(ctx, {local_loss ? m.loss : 0.0})[0];
-    if (!global_objective) m.loss = loss_sum / static_cast<double>(ctx.world_size());
-    if (!std::isfinite(loss_sum)) {
-      ++state_->skipped;
-      ++state_->consecutive_bad;
-      write_log({{"type", std::string("skipped")},
-                 {"step", state_->step},
-                 {"reason", std::string("non-finite loss")}});
-      CONVIRT_CHECK(state_->consecutive_bad < options_.max_bad_steps(),
-                    "pretraining stopped: ", state_->consecutive_bad,
-                    " consecutive steps had a non-finite loss (last at step ", state_->step,
-                    "); lower the learning rate or check the inputs");
-      continue;
-    }
-    state_->consecutive_bad = 0;
-    if (loss.defined()) (state_->scaler ? loss * state_->scaler->scale() : loss).backward();
-    // Every rank now holds the same (global) gradient, so every rank takes the same step.
-    if (state_->sync) state_->sync->synchronize();
-    if (state_->scaler) {
-      // fp16 overflow: the step is skipped and the scale lowered, as torch.cuda.amp does. All
-      // ranks hold the same gradient here, so they agree.
-      const bool finite =
-          state_->scaler->unscale_and_check(state_->optimizer->param_groups()[0].params());
-      state_->scaler->update(!finite);
-      if (!finite) {
-        ++state_->skipped;
-        write_log({{"type", std::string("skipped")},
+    ++state_->skipped;
+    return std::nullopt;
+  }
+  // A per-rank objective is local: a rank left with fewer than 2 pairs sits this step out (its
+  // gradient counts as zeros).
+  const bool global_objective = state_->objective->spans_global_batch();
+  const bool local_loss = global_objective || batch.size() >= 2;
+  StepMetrics m;
+  state_->optimizer->zero_grad();
+  torch::Tensor loss;
+  if (local_loss) {
+    AutocastScope scope(options_.device(), state_->precision);
+    loss = state_->objective->forward(*model_, objective_batch(batch), &m);
+  } else if (state_->sync_batch_norm) {
+    // Too few pairs for a per-rank loss here, but the synchronised BatchNorm layers are
+    // collectives: this rank runs the image encoder (forward, and a zero backward) with the
+    // others.
+    AutocastScope scope(options_.device(), state_->precision);
+    const auto opts = torch::TensorOptions().dtype(state_->compute_dtype).device(options_.device());
+    const auto images =
+        batch.size() > 0 ? batch.images.to(opts) : no_images(model_->config(), opts);
+    loss = model_->encode_image(images).sum() * 0;
+  }
+  ++state_->step;
+  // Agreed on by all ranks (a local loss can go bad on one of them): skip together or not at
+  // all. A global-batch loss is the same everywhere; a per-rank one is averaged for the log.
+  const double loss_sum = sum_over_ranks(ctx, {local_loss ? m.loss : 0.0})[0];
+  if (!global_objective) m.loss = loss_sum / static_cast<double>(ctx.world_size());
+  if (!std::isfinite(loss_sum)) {
+    ++state_->skipped;
+    ++state_->consecutive_bad;
+    run.write_log({{"type", std::string("skipped")},
                    {"step", state_->step},
-                   {"reason", std::string("non-finite fp16 gradient")},
-                   {"loss_scale", state_->scaler->scale()}});
-        continue;
-      }
+                   {"reason", std::string("non-finite loss")}});
+    CONVIRT_CHECK(state_->consecutive_bad < options_.max_bad_steps(),
+                  "pretraining stopped: ", state_->consecutive_bad,
+                  " consecutive steps had a non-finite loss (last at step ", state_->step,
+                  "); lower the learning rate or check the inputs");
+    return std::nullopt;
+  }
+  state_->consecutive_bad = 0;
+  if (loss.defined()) (state_->scaler ? loss * state_->scaler->scale() : loss).backward();
+  // Every rank now holds the same (global) gradient, so every rank takes the same step.
+  if (state_->sync) state_->sync->synchronize();
+  if (state_->scaler) {
+    // fp16 overflow: the step is skipped and the scale lowered, as torch.cuda.amp does. All
+    // ranks hold the same gradient here, so they agree.
+    const bool finite =
+        state_->scaler->unscale_and_check(state_->optimizer->param_groups()[0].params());
+    state_->scaler->update(!finite);
+    if (!finite) {
+      ++state_->skipped;
+      run.write_log({{"type", std::string("skipped")},
+                     {"step", state_->step},
+                     {"reason", std::string("non-finite fp16 gradient")},
+                     {"loss_scale", state_->scaler->scale()}});
+      return std::nullopt;
     }
-    if (options_.grad_clip_norm() > 0) {
-      torch::nn::utils::clip_grad_norm_(state_->optimizer->param_groups()[0].params(),
-                                        options_.grad_clip_norm());
-    }
-    state_->optimizer->step();
-    broadcast_buffers(*model_, ctx);
-    meter.update(state_->step, pairs);
+  }
+  if (options_.grad_clip_norm() > 0) {
+    torch::nn::utils::clip_grad_norm_(state_->optimizer->param_groups()[0].params(),
+                                      options_.grad_clip_norm());
+  }
+  state_->optimizer->step();
+  broadcast_buffers(*model_, ctx);
+  run.meter.update(state_->step, pairs);
+  return m;
+}
 
-    if (state_->step % options_.log_every() == 0) {
-      m.step = state_->step;
-      m.learning_rate = state_->lr;
-      m.images_per_second = meter.items_per_second();
-      m.eta_seconds = meter.eta_seconds();
-      if (options_.max_seconds() > 0) {
-        const double left = options_.max_seconds() - meter.elapsed_seconds();
-        m.eta_seconds = m.eta_seconds < 0 ? left : std::min(m.eta_seconds, left);
-      }
-      write_log({{"type", std::string("train")},
+// Separate because it only reports (metrics.jsonl, the progress line, the callback), every
+// log_every steps: whether the callback wants to go on.
+bool Pretrainer::log_step(Run& run, StepMetrics m) {
+  m.step = state_->step;
+  m.learning_rate = state_->lr;
+  m.images_per_second = run.meter.items_per_second();
+  m.eta_seconds = run.meter.eta_seconds();
+  if (options_.max_seconds() > 0) {
+    const double left = options_.max_seconds() - run.meter.elapsed_seconds();
+    m.eta_seconds = m.eta_seconds < 0 ? left : std::min(m.eta_seconds, left);
+  }
+  run.write_log({{"type", std::string("train")},
                  {"step", m.step},
                  {"loss", m.loss},
                  {"loss_image_to_text", m.image_to_text},
@@ -789,39 +782,86 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
                  {"lr", m.learning_rate},
                  {"temperature", m.temperature},
                  {"images_per_s", m.images_per_second},
-                 {"elapsed_s", meter.elapsed_seconds()}});
-      if (print) {
-        const std::string acc = state_->objective->progress(m);
-        const std::string total = total_steps > 0 ? "/" + std::to_string(total_steps) : "";
-        std::fprintf(stderr,
-                     "[pretrain] step %lld%s | loss %.4f%s | lr %.2e | %.1f img/s | elapsed %s | "
-                     "ETA %s\n",
-                     static_cast<long long>(m.step), total.c_str(), m.loss, acc.c_str(),
-                     m.learning_rate, m.images_per_second,
-                     format_duration(meter.elapsed_seconds()).c_str(),
-                     format_duration(m.eta_seconds).c_str());
-      }
-      if (callback && !callback(m)) stop_requested_.store(true);
-    }
-    if (state_->step % options_.eval_every() == 0) {
-      if (!evaluate_and_checkpoint()) stop_requested_.store(true);
-    }
+                 {"elapsed_s", run.meter.elapsed_seconds()}});
+  if (run.print) {
+    const std::string acc = state_->objective->progress(m);
+    const std::string total = run.total_steps > 0 ? "/" + std::to_string(run.total_steps) : "";
+    std::fprintf(stderr,
+                 "[pretrain] step %lld%s | loss %.4f%s | lr %.2e | %.1f img/s | elapsed %s | "
+                 "ETA %s\n",
+                 static_cast<long long>(m.step), total.c_str(), m.loss, acc.c_str(),
+                 m.learning_rate, m.images_per_second,
+                 format_duration(run.meter.elapsed_seconds()).c_str(),
+                 format_duration(m.eta_seconds).c_str());
   }
+  return !run.callback || run.callback(m);
+}
 
+// Separate because it is what the schedule, the best model and the resumable checkpoint hang on:
+// the validation loss, the plateau rule, best_model.pt and last.ckpt, every eval_every steps and
+// once at the end. Whether the callback wants to go on.
+bool Pretrainer::evaluate_and_checkpoint(Run& run) {
+  const auto& ctx = options_.distributed();
+  const double val = validation_loss();
+  ++state_->evals;
+  const bool improved = val < state_->best_val;
+  if (improved) {
+    state_->best_val = val;
+    state_->best_step = state_->step;
+    state_->evals_without_improvement = 0;
+    dist::run_on_main(
+        ctx,
+        // save_convirt writes atomically (a temporary named after this process, renamed into
+        // place), so a kill leaves the previous best model and a temporary the next run removes.
+        [&] { io::save_convirt(*model_, run.best_model); }, "writing " + run.best_model);
+  } else if (++state_->evals_without_improvement >= options_.lr_patience()) {
+    state_->lr *= options_.lr_decay();
+    for (auto& group : state_->optimizer->param_groups()) group.options().set_lr(state_->lr);
+    state_->evals_without_improvement = 0;
+  }
+  // Logged before the checkpoint: a run that dies once the checkpoint is written (on
+  // distributed training, at the barrier that follows it, when another rank is lost) resumes
+  // after this step and would never log its evaluation. Logged first, a run that dies before
+  // the checkpoint resumes earlier and drops the record with the rest of the redone steps.
+  run.write_log({{"type", std::string("eval")},
+                 {"step", state_->step},
+                 {"val_loss", val},
+                 {"best_val_loss", state_->best_val},
+                 {"lr", state_->lr},
+                 {"improved", int64_t{improved}}});
+  save_state(run.last_ckpt);
+  if (run.print)
+    std::fprintf(stderr, "[pretrain] eval %lld at step %lld: val loss %.4f (best %.4f at %lld)\n",
+                 static_cast<long long>(state_->evals), static_cast<long long>(state_->step), val,
+                 state_->best_val, static_cast<long long>(state_->best_step));
+  StepMetrics m;
+  m.step = state_->step;
+  m.is_eval = true;
+  m.val_loss = val;
+  m.learning_rate = state_->lr;
+  return !run.callback || run.callback(m);
+}
+
+// Separate because a run ends the same way whatever stopped it: the last checkpoint (or the last
+// evaluation), the best weights back in the model on every rank, the result and the "done" record.
+PretrainResult Pretrainer::finish(Run& run, const std::string& stop_reason) {
+  const auto& ctx = options_.distributed();
+  const bool main = ctx.is_main();
+  PretrainResult result;
   if (stop_reason == "stop requested") {
     // Interrupted, not finished: checkpoint exactly where it is, without an extra evaluation that
     // would change the scheduler's history, so that resuming continues as if never stopped.
-    save_state(last_ckpt);
+    save_state(run.last_ckpt);
   } else if (state_->evals == 0 || state_->step % options_.eval_every() != 0) {
     // A finished run that stopped between evaluations still evaluates where it stopped.
-    evaluate_and_checkpoint();
+    evaluate_and_checkpoint(run);
   }
   // The model leaves holding the best-validation weights: rank 0 reads them and hands them on,
   // so the other ranks need not see its files.
-  const double have_best = sum_over_ranks(ctx, {main && fs::exists(best_model) ? 1.0 : 0.0})[0];
+  const double have_best = sum_over_ranks(ctx, {main && fs::exists(run.best_model) ? 1.0 : 0.0})[0];
   if (have_best > 0) {
     if (main) {
-      auto best = io::load_convirt(best_model);
+      auto best = io::load_convirt(run.best_model);
       copy_weights(*best, *model_);
     }
     dist::broadcast_module_state(*model_, ctx);
@@ -834,17 +874,17 @@ PretrainResult Pretrainer::run(const std::function<bool(const StepMetrics&)>& ca
   result.skipped_samples = state_->loader->bad_samples().entries();
   result.bad_samples = static_cast<int64_t>(
       sum_over_ranks(ctx, {static_cast<double>(state_->loader->bad_samples().count())})[0]);
-  result.best_checkpoint = best_model;
+  result.best_checkpoint = run.best_model;
   result.stop_reason = stop_reason;
-  write_log({{"type", std::string("done")},
-             {"steps", result.steps},
-             {"evaluations", result.evaluations},
-             {"best_val_loss", result.best_val_loss},
-             {"best_step", result.best_step},
-             {"skipped_steps", result.skipped_steps},
-             {"bad_samples", result.bad_samples},
-             {"world_size", ctx.world_size()},
-             {"stop_reason", stop_reason}});
+  run.write_log({{"type", std::string("done")},
+                 {"steps", result.steps},
+                 {"evaluations", result.evaluations},
+                 {"best_val_loss", result.best_val_loss},
+                 {"best_step", result.best_step},
+                 {"skipped_steps", result.skipped_steps},
+                 {"bad_samples", result.bad_samples},
+                 {"world_size", ctx.world_size()},
+                 {"stop_reason", stop_reason}});
   if (state_->loader->bad_samples().count() > 0 && options_.verbose()) {
     const std::string who = ctx.is_distributed() ? "rank " + std::to_string(ctx.rank()) + ": " : "";
     std::fprintf(stderr, "[pretrain] %s%s\n", who.c_str(),

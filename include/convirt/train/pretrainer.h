@@ -26,6 +26,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -181,6 +182,14 @@ class Pretrainer {
 
  private:
   struct State;
+  struct Run;
+  // The phases of run(), each a function of its own (see the comments on their definitions).
+  void start_or_resume(Run& run);
+  std::string stop_reason_now(Run& run);
+  std::optional<StepMetrics> step(Run& run);
+  bool log_step(Run& run, StepMetrics metrics);
+  bool evaluate_and_checkpoint(Run& run);
+  PretrainResult finish(Run& run, const std::string& stop_reason);
   void save_state(const std::string& path);
   void write_state(const std::string& path, const torch::Tensor& rng_ranks);
   void load_state(const std::string& path);
