@@ -121,7 +121,11 @@ Subcommand add_pretrain(CLI::App& app) {
                  "The paper's augmentation on the training images")
       ->capture_default_str();
   c_pre->add_option("--batch-size", tr.batch_size())->capture_default_str();
-  c_pre->add_option("--lr", tr.learning_rate(), "Adam learning rate")->capture_default_str();
+  c_pre
+      ->add_option("--optimizer", tr.optimizer(),
+                   "adam (the paper's) | adamw (decoupled weight decay) | sgd (momentum 0.9)")
+      ->capture_default_str();
+  c_pre->add_option("--lr", tr.learning_rate(), "Learning rate")->capture_default_str();
   c_pre->add_option("--weight-decay", tr.weight_decay())->capture_default_str();
   c_pre->add_option("--temperature", tr.temperature(), "tau")->capture_default_str();
   c_pre->add_option("--image-to-text-weight", tr.image_to_text_weight(), "lambda")

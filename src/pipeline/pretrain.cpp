@@ -50,6 +50,7 @@ void for_each_field(PretrainJob& j, F&& f) {
   f("device", j.device());
   f("threads", j.threads());
   f("objective", t.objective());
+  f("optimizer", t.optimizer());
   f("learning_rate", t.learning_rate());
   f("weight_decay", t.weight_decay());
   f("batch_size", t.batch_size());
@@ -254,6 +255,7 @@ PretrainJob PretrainJob::from_json(const std::string& text) {
   for_each_field(job, FromJson{&in, &seen});
   // An objective is a registered name (train/objective.h): an unknown one fails here, listing them.
   train::objective_name(job.trainer().objective());
+  train::check_optimizer(job.trainer().optimizer());
   std::vector<std::string> unknown;
   for (const auto& item : in.items())
     if (!seen.count(item.key())) unknown.push_back(item.key());

@@ -33,6 +33,17 @@ SyncBatchNormMode parse_sync_batch_norm(const std::string& name) {
   return SyncBatchNormMode::kAuto;
 }
 
+const std::vector<std::string>& optimizer_names() {
+  static const std::vector<std::string> names{"adam", "adamw", "sgd"};
+  return names;
+}
+
+void check_optimizer(const std::string& name) {
+  const auto& names = optimizer_names();
+  CONVIRT_CHECK_VALUE(std::find(names.begin(), names.end(), name) != names.end(),
+                      "optimizer must be 'adam', 'adamw' or 'sgd', got '", name, "'");
+}
+
 std::string to_string(SyncBatchNormMode mode) {
   switch (mode) {
     case SyncBatchNormMode::kOn:
@@ -187,6 +198,37 @@ std::string read_objective_id(torch::serialize::InputArchive& archive) {
   return "objective #" + std::to_string(code);
 }
 
+// One optimiser of type O over two groups: the decayed parameters, then (when there are any) those
+// trained without weight decay. The decayed group's options are also the optimiser's defaults.
+template <class O, class Options>
+std::unique_ptr<torch::optim::Optimizer> grouped(std::vector<torch::Tensor> decayed,
+                                                 std::vector<torch::Tensor> no_decay,
+                                                 Options options, double weight_decay) {
+  Options plain = options;
+  plain.weight_decay(0);
+  options.weight_decay(weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::move(decayed), std::make_unique<Options>(options));
+  if (!no_decay.empty()) groups.emplace_back(std::move(no_decay), std::make_unique<Options>(plain));
+  return std::make_unique<O>(std::move(groups), options);
+}
+
+// The one place an optimiser name becomes a type (PretrainOptions::optimizer).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
+                                                        std::vector<torch::Tensor> decayed,
+                                                        std::vector<torch::Tensor> no_decay,
+                                                        double lr, double weight_decay) {
+  check_optimizer(name);
+  if (name == "adamw")
+    return grouped<torch::optim::AdamW>(std::move(decayed), std::move(no_decay),
+                                        torch::optim::AdamWOptions(lr), weight_decay);
+  if (name == "sgd")
+    return grouped<torch::optim::SGD>(std::move(decayed), std::move(no_decay),
+                                      torch::optim::SGDOptions(lr).momentum(0.9), weight_decay);
+  return grouped<torch::optim::Adam>(std::move(decayed), std::move(no_decay),
+                                     torch::optim::AdamOptions(lr), weight_decay);
+}
+
 // The "init" line of metrics.jsonl: {"image": {"path", "sha256", "bytes"}, "text": {...}} flattened
 // to image_init, image_init_sha256, image_init_bytes, ...
 MetricRecord initial_weights_record(const std::string& json) {
@@ -211,7 +253,7 @@ MetricRecord initial_weights_record(const std::string& json) {
 struct Pretrainer::State {
   /// What is minimised, with its own parameters (objective.h).
   PretrainObjective objective;
-  std::unique_ptr<torch::optim::Adam> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<data::Loader> loader;
   int64_t step = 0;
   int64_t evals = 0;
@@ -339,17 +381,8 @@ Pretrainer::Pretrainer(models::ConVIRTModel model,
   }
   torch::manual_seed(rank_seed(options_.seed(), ctx.rank()));
   state_->lr = options_.learning_rate();
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
-                                  torch::optim::AdamOptions(options_.learning_rate())
-                                      .weight_decay(options_.weight_decay())));
-  if (!no_decay.empty()) {
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamOptions>(
-                                      torch::optim::AdamOptions(options_.learning_rate())));
-  }
-  state_->optimizer = std::make_unique<torch::optim::Adam>(
-      std::move(groups),
-      torch::optim::AdamOptions(options_.learning_rate()).weight_decay(options_.weight_decay()));
+  state_->optimizer = make_optimizer(options_.optimizer(), params, no_decay,
+                                     options_.learning_rate(), options_.weight_decay());
   state_->loader =
       std::make_unique<data::Loader>(train_, data::LoaderOptions()
                                                  .batch_size(options_.batch_size())

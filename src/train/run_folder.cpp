@@ -146,6 +146,8 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
                              int64_t val_pairs) {
   Json j;
   j["objective"] = objective_name(o.objective());
+  // Recorded when not the default: folders written before the option existed resume (adam).
+  if (o.optimizer() != "adam") j["optimizer"] = o.optimizer();
   j["learning_rate"] = o.learning_rate();
   j["weight_decay"] = o.weight_decay();
   j["batch_size"] = o.batch_size();

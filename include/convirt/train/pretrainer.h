@@ -46,6 +46,12 @@ enum class SyncBatchNormMode {
 SyncBatchNormMode parse_sync_batch_norm(const std::string& name);  ///< "auto", "on" or "off"
 std::string to_string(SyncBatchNormMode mode);
 
+/// The optimisers PretrainOptions::optimizer names: "adam" (the paper's), "adamw" (decoupled weight
+/// decay), "sgd" (momentum 0.9).
+const std::vector<std::string>& optimizer_names();
+/// A ValueError unless `name` is one of optimizer_names().
+void check_optimizer(const std::string& name);
+
 /// Example:
 ///   auto opts = convirt::train::PretrainOptions("runs/demo").eval_every(200).max_steps(2000);
 struct PretrainOptions {
@@ -56,6 +62,10 @@ struct PretrainOptions {
   /// (bidirectional InfoNCE, the paper's method), "binary" or "contrastive-binary" (the
   /// Contrastive-Binary-Loss baseline), or a name given to register_objective().
   TORCH_ARG(std::string, objective) = "convirt";
+  /// "adam" (the paper's), "adamw" (decoupled weight decay) or "sgd" (momentum 0.9), each with
+  /// weight_decay on the model's parameters and none on those the objective exempts (a learned
+  /// temperature). Its state is checkpointed; a resume must use the same one.
+  TORCH_ARG(std::string, optimizer) = "adam";
   TORCH_ARG(double, learning_rate) = 1e-4;
   TORCH_ARG(double, weight_decay) = 1e-6;
   /// Pairs per step on each rank: a step's global batch (the loss's negatives) is

@@ -334,3 +334,45 @@ TEST_CASE("an objective registered by the program trains, checkpoints and resume
   CHECK_THROWS_WITH(d.run(),
                     Catch::Contains("objective: recorded \"cosine-test\", now \"convirt\""));
 }
+
+TEST_CASE("the optimiser is an option, checkpointed and resumed exactly", "[train]") {
+  TinySetup s;
+  auto opts = [&](const std::string& dir, const std::string& optimizer) {
+    return s.options((s.dir / dir).string()).optimizer(optimizer).max_steps(8);
+  };
+  auto adam = s.model();
+  train::Pretrainer(adam, s.tokenizer, s.train, s.val, opts("adam", "adam")).run();
+  // The default is recorded as before the option existed, so older folders resume as adam.
+  CHECK(read_all(s.dir / "adam" / "run_options.json").find("optimizer") == std::string::npos);
+
+  for (const std::string name : {"sgd", "adamw"}) {
+    INFO("optimizer " << name);
+    auto model_a = s.model();
+    train::Pretrainer a(model_a, s.tokenizer, s.train, s.val, opts(name + "-a", name));
+    a.run();
+    CHECK(!same_weights(*model_a, *adam));  // another update rule
+    CHECK(read_all(s.dir / (name + "-a") / "run_options.json")
+              .find(R"("optimizer": ")" + name + "\"") != std::string::npos);
+    {
+      auto model_b = s.model();
+      train::Pretrainer b(model_b, s.tokenizer, s.train, s.val, opts(name + "-b", name));
+      auto rb = b.run([&](const train::StepMetrics& m) { return m.is_eval || m.step < 4; });
+      CHECK(rb.steps == 4);
+    }
+    // A fresh model with another initialisation: the weights and the optimiser's state
+    // (momentum, moments) come from the checkpoint.
+    auto model_c = s.model(/*seed=*/99);
+    train::Pretrainer c(model_c, s.tokenizer, s.train, s.val, opts(name + "-b", name));
+    CHECK(c.run().steps == 8);
+    CHECK(same_weights(*model_a, *model_c));
+
+    auto model_d = s.model();
+    train::Pretrainer d(model_d, s.tokenizer, s.train, s.val,
+                        opts(name + "-b", "adam").max_steps(8));
+    CHECK_THROWS_WITH(d.run(),
+                      Catch::Contains("optimizer: recorded \"" + name + "\", now (absent)"));
+  }
+  auto model = s.model();
+  CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val, opts("x", "rmsprop")),
+                    Catch::Contains("optimizer must be 'adam', 'adamw' or 'sgd', got 'rmsprop'"));
+}
