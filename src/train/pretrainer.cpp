@@ -286,21 +286,47 @@ models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& token
   return record;
 }
 
+namespace {
+
+const text::WordPieceTokenizer& given(const std::shared_ptr<const text::WordPieceTokenizer>& t) {
+  CONVIRT_CHECK_VALUE(t != nullptr, "tokenizer must be given");
+  return *t;
+}
+
+}  // namespace
+
+TokenizeFn wordpiece_tokenize(std::shared_ptr<const text::WordPieceTokenizer> tokenizer) {
+  given(tokenizer);
+  return [tokenizer](const std::vector<std::string>& texts, int64_t max_length) {
+    auto enc = tokenizer->encode_batch(texts, max_length, text::Padding::kLongest);
+    return TokenBatch{enc.input_ids, enc.attention_mask};
+  };
+}
+
 Pretrainer::Pretrainer(models::ConVIRTModel model,
                        std::shared_ptr<const text::WordPieceTokenizer> tokenizer,
                        std::shared_ptr<const data::Dataset> train,
                        std::shared_ptr<const data::Dataset> val, PretrainOptions options)
+    : Pretrainer(std::move(model), wordpiece_tokenize(tokenizer),
+                 vocabulary_record(given(tokenizer)), std::move(train), std::move(val),
+                 std::move(options)) {}
+
+Pretrainer::Pretrainer(models::ConVIRTModel model, TokenizeFn tokenize,
+                       std::optional<models::VocabularyRecord> vocabulary,
+                       std::shared_ptr<const data::Dataset> train,
+                       std::shared_ptr<const data::Dataset> val, PretrainOptions options)
     : model_(std::move(model)),
-      tokenizer_(std::move(tokenizer)),
+      tokenize_(std::move(tokenize)),
+      vocabulary_(std::move(vocabulary)),
       train_(std::move(train)),
       val_(std::move(val)),
       options_(std::move(options)),
       state_(std::make_unique<State>()) {
   CONVIRT_CHECK_VALUE(model_, "model must be defined");
-  CONVIRT_CHECK_VALUE(tokenizer_ != nullptr, "tokenizer must be given");
+  CONVIRT_CHECK_VALUE(tokenize_ != nullptr, "tokenize must be a callable text function");
   if (options_.max_length() <= 0) options_.max_length(model_->config().max_length());
   // Every model this trainer writes carries its vocabulary (token ids mean nothing without it).
-  model_->set_vocabulary(vocabulary_record(*tokenizer_));
+  if (vocabulary_) model_->set_vocabulary(*vocabulary_);
   CONVIRT_CHECK_VALUE(train_ != nullptr && train_->size() > 0,
                       "the training set must hold at least one pair, got ",
                       train_ ? train_->size() : 0);
@@ -414,7 +440,12 @@ ObjectiveBatch Pretrainer::objective_batch(const data::Batch& batch) {
     out.images = no_images(model_->config(), opts);
     return out;
   }
-  auto enc = tokenizer_->encode_batch(batch.texts, options_.max_length(), text::Padding::kLongest);
+  auto enc = tokenize_(batch.texts, options_.max_length());
+  CONVIRT_CHECK_VALUE(enc.input_ids.dim() == 2 && enc.input_ids.size(0) == batch.size() &&
+                          enc.attention_mask.sizes() == enc.input_ids.sizes(),
+                      "the text function must give input_ids and attention_mask of shape [",
+                      batch.size(), ", L], got ", enc.input_ids.sizes(), " and ",
+                      enc.attention_mask.sizes());
   out.images = batch.images.to(options_.device(), state_->compute_dtype);
   out.input_ids = enc.input_ids.to(options_.device());
   out.attention_mask = enc.attention_mask.to(options_.device());
@@ -654,7 +685,7 @@ void Pretrainer::start_or_resume(Run& run) {
     remove_dead_temporaries(options_.out_dir());
   }
   state_->run_options =
-      run_options_json(options_, model_->config(), *tokenizer_, train_->size(), val_->size());
+      run_options_json(options_, model_->config(), vocabulary_, train_->size(), val_->size());
   if (options_.resume()) {
     // Every rank loads the same checkpoint, so they must all see it (a shared file system).
     const double seen = sum_over_ranks(ctx, {checkpoint_exists(run.last_ckpt) ? 1.0 : 0.0})[0];

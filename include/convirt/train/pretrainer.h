@@ -128,6 +128,22 @@ struct PretrainOptions {
 /// (models::ConVIRTModelImpl::set_vocabulary); the Pretrainer records it on its model.
 models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& tokenizer);
 
+/// Sentences as the text encoder reads them: input_ids int64 [n, L] and attention_mask [n, L]
+/// (1 on real tokens, 0 on padding), L <= the max_length asked for.
+struct TokenBatch {
+  torch::Tensor input_ids;
+  torch::Tensor attention_mask;
+};
+
+/// The Pretrainer's text side: a batch of sentences to a TokenBatch of at most `max_length` tokens
+/// per row. Called on the training thread, one batch at a time; must be deterministic (a resumed
+/// run redoes steps).
+using TokenizeFn =
+    std::function<TokenBatch(const std::vector<std::string>& texts, int64_t max_length)>;
+
+/// The WordPiece tokenizer as a TokenizeFn (rows padded to the longest sentence of the batch).
+TokenizeFn wordpiece_tokenize(std::shared_ptr<const text::WordPieceTokenizer> tokenizer);
+
 /// What a step or an evaluation reports to a callback (and to metrics.jsonl).
 struct StepMetrics {
   int64_t step = 0;
@@ -166,6 +182,14 @@ struct PretrainResult {
 ///   auto result = trainer.run();
 class Pretrainer {
  public:
+  /// With any text function. `vocabulary`, when given, is recorded on the model (so saved models
+  /// carry it) and, as size and hash, in run_options.json; without one the model's is left as it
+  /// is.
+  Pretrainer(models::ConVIRTModel model, TokenizeFn tokenize,
+             std::optional<models::VocabularyRecord> vocabulary,
+             std::shared_ptr<const data::Dataset> train, std::shared_ptr<const data::Dataset> val,
+             PretrainOptions options);
+  /// The WordPiece tokenizer as the text side (wordpiece_tokenize), its vocabulary recorded.
   Pretrainer(models::ConVIRTModel model, std::shared_ptr<const text::WordPieceTokenizer> tokenizer,
              std::shared_ptr<const data::Dataset> train, std::shared_ptr<const data::Dataset> val,
              PretrainOptions options);
@@ -206,7 +230,8 @@ class Pretrainer {
   ObjectiveBatch objective_batch(const data::Batch& batch);
 
   models::ConVIRTModel model_;
-  std::shared_ptr<const text::WordPieceTokenizer> tokenizer_;
+  TokenizeFn tokenize_;
+  std::optional<models::VocabularyRecord> vocabulary_;
   std::shared_ptr<const data::Dataset> train_;
   std::shared_ptr<const data::Dataset> val_;
   PretrainOptions options_;

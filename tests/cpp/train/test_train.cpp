@@ -376,3 +376,51 @@ TEST_CASE("the optimiser is an option, checkpointed and resumed exactly", "[trai
   CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val, opts("x", "rmsprop")),
                     Catch::Contains("optimizer must be 'adam', 'adamw' or 'sgd', got 'rmsprop'"));
 }
+
+TEST_CASE("the text side is any function from sentences to token ids", "[train]") {
+  TinySetup s;
+  // Characters as tokens: byte b becomes id 1 + b % (vocab - 1), 0 pads. No vocabulary to record.
+  const int64_t vocab = s.tokenizer->vocab_size();
+  int64_t batches = 0;
+  train::TokenizeFn chars = [&](const std::vector<std::string>& texts, int64_t max_length) {
+    ++batches;
+    int64_t longest = 1;
+    for (const auto& t : texts)
+      longest = std::max<int64_t>(longest, std::min<int64_t>(max_length, t.size()));
+    const auto n = static_cast<int64_t>(texts.size());
+    auto ids = torch::zeros({n, longest}, torch::kLong);
+    auto mask = torch::zeros({n, longest}, torch::kLong);
+    auto id = ids.accessor<int64_t, 2>();
+    auto m = mask.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& t = texts[static_cast<size_t>(i)];
+      const int64_t len = std::min<int64_t>(longest, t.size());
+      for (int64_t j = 0; j < len; ++j) {
+        id[i][j] = 1 + static_cast<unsigned char>(t[static_cast<size_t>(j)]) % (vocab - 1);
+        m[i][j] = 1;
+      }
+    }
+    return train::TokenBatch{ids, mask};
+  };
+  auto model = s.model();
+  train::Pretrainer t(model, chars, std::nullopt, s.train, s.val,
+                      s.options((s.dir / "chars").string()).max_steps(4));
+  auto r = t.run();
+  CHECK(r.steps == 4);
+  CHECK(std::isfinite(r.best_val_loss));
+  CHECK(batches >= 4);
+  CHECK(model->vocabulary().empty());  // nothing recorded: the function has no vocabulary
+  const std::string record = read_all(s.dir / "chars" / "run_options.json");
+  CHECK(record.find("vocab_hash") == std::string::npos);
+
+  // A function that breaks the contract is named.
+  auto bad = [](const std::vector<std::string>& texts, int64_t) {
+    return train::TokenBatch{
+        torch::zeros({static_cast<int64_t>(texts.size()) + 1, 3}, torch::kLong),
+        torch::ones({static_cast<int64_t>(texts.size()) + 1, 3}, torch::kLong)};
+  };
+  auto model_b = s.model();
+  train::Pretrainer b(model_b, bad, std::nullopt, s.train, s.val,
+                      s.options((s.dir / "bad").string()).max_steps(2));
+  CHECK_THROWS_WITH(b.run(), Catch::Contains("the text function must give input_ids"));
+}
