@@ -172,6 +172,9 @@ void validate(const PretrainJob& j) {
   const double f = j.trainer().max_bad_fraction();
   CONVIRT_CHECK_VALUE(f < 0 || f <= 1, "max_bad_fraction must be in [0, 1] (negative: no limit), ",
                       "got ", f);
+  // Names are checked before any data is read (the trainer would refuse them only after).
+  train::objective_name(j.trainer().objective());
+  train::check_optimizer(j.trainer().optimizer());
   j.init().validate();
 }
 

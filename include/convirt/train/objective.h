@@ -41,7 +41,8 @@ struct ObjectiveBatch {
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
 };
 
-/// What a factory is given to build an objective for one run.
+/// What a factory is given to build an objective for one run (valid during that call only: copy
+/// what the objective keeps).
 struct ObjectiveContext {
   const PretrainOptions& options;  ///< temperature, image_to_text_weight, learn_temperature, ...
   int64_t embedding_dim;           ///< the model's output_dim (width of v and u)
@@ -94,8 +95,9 @@ class PretrainObjectiveImpl : public torch::nn::Module {
   /// Text added to the progress line after the loss (e.g. " | acc i2t 0.50 t2i 0.48").
   virtual std::string progress(const StepMetrics& /*metrics*/) const { return {}; }
   /// The checkpoint entry that holds this module (save()/load()); written only when the module
-  /// has parameters or buffers.
-  virtual std::string checkpoint_key() const { return "objective"; }
+  /// has parameters or buffers. Must not be one of the trainer's own entries ("model",
+  /// "optimizer", "objective", "objective_name", ...).
+  virtual std::string checkpoint_key() const { return "objective_state"; }
 };
 using PretrainObjective = std::shared_ptr<PretrainObjectiveImpl>;
 
