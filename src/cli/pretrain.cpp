@@ -31,7 +31,6 @@ void on_signal(int sig) {
 // are the library's. Two enums travel as their names.
 struct PretrainArgs {
   pipeline::PretrainJob job;
-  std::string objective = train::to_string(job.trainer().objective());
   std::string precision = train::to_string(job.trainer().precision());
   std::string sync_batch_norm = train::to_string(job.trainer().sync_batch_norm());
   bool no_resume = false;
@@ -57,7 +56,6 @@ int report_interrupted(const std::string& out, bool main, int sig, int64_t step)
 int run_pretrain(PretrainArgs a) {
   auto& job = a.job;
   job.trainer()
-      .objective(train::parse_objective(a.objective))
       .precision(train::parse_precision(a.precision))
       .sync_batch_norm(train::parse_sync_batch_norm(a.sync_batch_norm))
       .resume(!a.no_resume);
@@ -104,7 +102,11 @@ Subcommand add_pretrain(CLI::App& app) {
       ->add_option("--preset,--model", job.model(),
                    "Model: a preset (small | paper) or a ModelConfig JSON file")
       ->capture_default_str();
-  c_pre->add_option("--objective", pre.objective, "convirt | binary")->capture_default_str();
+  c_pre
+      ->add_option("--objective", tr.objective(),
+                   "convirt | binary (or contrastive-binary) | an objective registered by the "
+                   "program (train::register_objective)")
+      ->capture_default_str();
   c_pre->add_option("--vocab", job.vocab(),
                     "Existing vocab.txt to use (default: built from the corpus into "
                     "OUT/vocab.txt)");
@@ -119,7 +121,11 @@ Subcommand add_pretrain(CLI::App& app) {
                  "The paper's augmentation on the training images")
       ->capture_default_str();
   c_pre->add_option("--batch-size", tr.batch_size())->capture_default_str();
-  c_pre->add_option("--lr", tr.learning_rate(), "Adam learning rate")->capture_default_str();
+  c_pre
+      ->add_option("--optimizer", tr.optimizer(),
+                   "adam (the paper's) | adamw (decoupled weight decay) | sgd (momentum 0.9)")
+      ->capture_default_str();
+  c_pre->add_option("--lr", tr.learning_rate(), "Learning rate")->capture_default_str();
   c_pre->add_option("--weight-decay", tr.weight_decay())->capture_default_str();
   c_pre->add_option("--temperature", tr.temperature(), "tau")->capture_default_str();
   c_pre->add_option("--image-to-text-weight", tr.image_to_text_weight(), "lambda")

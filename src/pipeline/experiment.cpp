@@ -23,6 +23,7 @@
 #include <convirt/pipeline/zero_shot.h>
 #include <convirt/text/vocab_builder.h>
 #include <convirt/train/metrics_log.h>
+#include <convirt/train/objective.h>
 
 #include <torch/torch.h>
 
@@ -242,7 +243,7 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
         .threads(o.threads());
     job.trainer()
         .objective(
-            train::parse_objective(method == "random" || method == "imagenet" ? "convirt" : method))
+            train::objective_name(method == "random" || method == "imagenet" ? "convirt" : method))
         .batch_size(o.batch_size())
         .learning_rate(o.learning_rate())
         .eval_every(o.eval_every())

@@ -10,6 +10,7 @@
 #include <convirt/io/checkpoint.h>
 #include <convirt/models/presets.h>
 #include <convirt/pipeline/experiment.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/run_folder.h>
 
 #include <nlohmann/json.hpp>
@@ -49,6 +50,7 @@ void for_each_field(PretrainJob& j, F&& f) {
   f("device", j.device());
   f("threads", j.threads());
   f("objective", t.objective());
+  f("optimizer", t.optimizer());
   f("learning_rate", t.learning_rate());
   f("weight_decay", t.weight_decay());
   f("batch_size", t.batch_size());
@@ -81,7 +83,6 @@ struct ToJson {
   void operator()(const char* name, T& value) {
     (*out)[name] = value;
   }
-  void operator()(const char* name, train::Objective& value) { (*out)[name] = to_string(value); }
   void operator()(const char* name, train::Precision& value) { (*out)[name] = to_string(value); }
   void operator()(const char* name, train::SyncBatchNormMode& value) {
     (*out)[name] = to_string(value);
@@ -134,11 +135,6 @@ struct FromJson {
       value = v->get<double>();
     }
   }
-  void operator()(const char* name, train::Objective& value) {
-    std::string s;
-    (*this)(name, s);
-    if (seen->count(name)) value = train::parse_objective(s);
-  }
   void operator()(const char* name, train::Precision& value) {
     std::string s;
     (*this)(name, s);
@@ -176,6 +172,9 @@ void validate(const PretrainJob& j) {
   const double f = j.trainer().max_bad_fraction();
   CONVIRT_CHECK_VALUE(f < 0 || f <= 1, "max_bad_fraction must be in [0, 1] (negative: no limit), ",
                       "got ", f);
+  // Names are checked before any data is read (the trainer would refuse them only after).
+  train::objective_name(j.trainer().objective());
+  train::check_optimizer(j.trainer().optimizer());
   j.init().validate();
 }
 
@@ -257,6 +256,9 @@ PretrainJob PretrainJob::from_json(const std::string& text) {
   PretrainJob job;
   std::set<std::string> seen;
   for_each_field(job, FromJson{&in, &seen});
+  // An objective is a registered name (train/objective.h): an unknown one fails here, listing them.
+  train::objective_name(job.trainer().objective());
+  train::check_optimizer(job.trainer().optimizer());
   std::vector<std::string> unknown;
   for (const auto& item : in.items())
     if (!seen.count(item.key())) unknown.push_back(item.key());
@@ -397,7 +399,8 @@ PretrainRun pretrain(const PretrainJob& job, const PretrainHooks& hooks) {
         static_cast<long long>(cfg.image_size()), static_cast<long long>(cfg.image_channels()),
         millions(trainable).c_str(), millions(frozen).c_str(), device.str().c_str(),
         to_string(precision).c_str(), static_cast<long long>(options.batch_size()),
-        static_cast<long long>(ctx.world_size()), to_string(options.objective()).c_str());
+        static_cast<long long>(ctx.world_size()),
+        train::objective_name(options.objective()).c_str());
     if (!init_log.empty()) std::fprintf(stderr, "[init] %s", init_log.c_str());
   }
   if (ctx.is_main()) {

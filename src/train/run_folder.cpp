@@ -1,5 +1,6 @@
 #include <convirt/core/atomic_file.h>
 #include <convirt/core/check.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/precision.h>
 #include <convirt/train/run_folder.h>
 
@@ -143,8 +144,16 @@ const std::vector<std::string>& budget_option_names() {
 std::string run_options_json(const PretrainOptions& o, const models::ModelConfig& model,
                              const text::WordPieceTokenizer& tokenizer, int64_t train_pairs,
                              int64_t val_pairs) {
+  return run_options_json(o, model, vocabulary_record(tokenizer), train_pairs, val_pairs);
+}
+
+std::string run_options_json(const PretrainOptions& o, const models::ModelConfig& model,
+                             const std::optional<models::VocabularyRecord>& vocabulary,
+                             int64_t train_pairs, int64_t val_pairs) {
   Json j;
-  j["objective"] = to_string(o.objective());
+  j["objective"] = objective_name(o.objective());
+  // Recorded when not the default: folders written before the option existed resume (adam).
+  if (o.optimizer() != "adam") j["optimizer"] = o.optimizer();
   j["learning_rate"] = o.learning_rate();
   j["weight_decay"] = o.weight_decay();
   j["batch_size"] = o.batch_size();
@@ -171,8 +180,10 @@ std::string run_options_json(const PretrainOptions& o, const models::ModelConfig
   j["workers"] = o.workers();
   j["train_pairs"] = train_pairs;
   j["val_pairs"] = val_pairs;
-  j["vocab_size"] = tokenizer.vocab_size();
-  j["vocab_hash"] = text::vocab_fingerprint(tokenizer.vocab());
+  if (vocabulary) {
+    j["vocab_size"] = static_cast<int64_t>(vocabulary->tokens.size());
+    j["vocab_hash"] = text::vocab_fingerprint(vocabulary->tokens);
+  }
   j["model"] = Json::parse(model.to_json());
   return j.dump(2) + "\n";
 }

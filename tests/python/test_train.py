@@ -129,6 +129,19 @@ def test_config_errors(corpus, tmp_path):
         train.pretrain(config(corpus, tmp_path, vocab=tmp_path / "nope.txt"))
 
 
+def test_optimizer_is_an_option_recorded_with_the_run(corpus, tmp_path):
+    assert train.PRETRAIN_DEFAULTS["optimizer"] == "adam"
+    out = tmp_path / "sgd"
+    result = train.pretrain(config(corpus, out, optimizer="sgd", max_steps=2))
+    assert result["steps"] == 2
+    assert json.loads((out / "run_options.json").read_text())["optimizer"] == "sgd"
+    # A resume with another optimiser is refused, naming it.
+    with pytest.raises(ValueError, match='optimizer: recorded "sgd", now "adamw"'):
+        train.pretrain(config(corpus, out, optimizer="adamw", max_steps=4))
+    with pytest.raises(ValueError, match="optimizer must be 'adam', 'adamw' or 'sgd', got 'lbfgs'"):
+        train.pretrain(config(corpus, tmp_path / "x", optimizer="lbfgs"))
+
+
 @pytest.fixture(scope="module")
 def mimic_root(tmp_path_factory):
     data = pytest.importorskip("convirt.data")

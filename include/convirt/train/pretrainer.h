@@ -26,18 +26,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace convirt::train {
 
-/// Which pretraining objective drives the encoders.
-enum class Objective {
-  kConVIRT,            ///< bidirectional InfoNCE (the paper's method)
-  kContrastiveBinary,  ///< the Contrastive-Binary-Loss baseline (real vs shuffled pair, BCE)
-};
-Objective parse_objective(const std::string& name);  ///< "convirt" or "binary"
-std::string to_string(Objective objective);
+class PretrainObjectiveImpl;  // convirt/train/objective.h
+struct ObjectiveBatch;
 
 /// Whether BatchNorm layers normalise with the whole global batch in a distributed job
 /// (convirt/dist/sync_batch_norm.h).
@@ -50,13 +46,26 @@ enum class SyncBatchNormMode {
 SyncBatchNormMode parse_sync_batch_norm(const std::string& name);  ///< "auto", "on" or "off"
 std::string to_string(SyncBatchNormMode mode);
 
+/// The optimisers PretrainOptions::optimizer names: "adam" (the paper's), "adamw" (decoupled weight
+/// decay), "sgd" (momentum 0.9).
+const std::vector<std::string>& optimizer_names();
+/// A ValueError unless `name` is one of optimizer_names().
+void check_optimizer(const std::string& name);
+
 /// Example:
 ///   auto opts = convirt::train::PretrainOptions("runs/demo").eval_every(200).max_steps(2000);
 struct PretrainOptions {
   explicit PretrainOptions(std::string out_dir) : out_dir_(std::move(out_dir)) {}
   /// Folder for checkpoints (last.ckpt, best.ckpt), metrics.jsonl and the final model.
   TORCH_ARG(std::string, out_dir);
-  TORCH_ARG(Objective, objective) = Objective::kConVIRT;
+  /// The pretraining objective by its registered name (train/objective.h): "convirt"
+  /// (bidirectional InfoNCE, the paper's method), "binary" or "contrastive-binary" (the
+  /// Contrastive-Binary-Loss baseline), or a name given to register_objective().
+  TORCH_ARG(std::string, objective) = "convirt";
+  /// "adam" (the paper's), "adamw" (decoupled weight decay) or "sgd" (momentum 0.9), each with
+  /// weight_decay on the model's parameters and none on those the objective exempts (a learned
+  /// temperature). Its state is checkpointed; a resume must use the same one.
+  TORCH_ARG(std::string, optimizer) = "adam";
   TORCH_ARG(double, learning_rate) = 1e-4;
   TORCH_ARG(double, weight_decay) = 1e-6;
   /// Pairs per step on each rank: a step's global batch (the loss's negatives) is
@@ -119,6 +128,22 @@ struct PretrainOptions {
 /// (models::ConVIRTModelImpl::set_vocabulary); the Pretrainer records it on its model.
 models::VocabularyRecord vocabulary_record(const text::WordPieceTokenizer& tokenizer);
 
+/// Sentences as the text encoder reads them: input_ids int64 [n, L] and attention_mask [n, L]
+/// (1 on real tokens, 0 on padding), L <= the max_length asked for.
+struct TokenBatch {
+  torch::Tensor input_ids;
+  torch::Tensor attention_mask;
+};
+
+/// The Pretrainer's text side: a batch of sentences to a TokenBatch of at most `max_length` tokens
+/// per row. Called on the training thread, one batch at a time; must be deterministic (a resumed
+/// run redoes steps).
+using TokenizeFn =
+    std::function<TokenBatch(const std::vector<std::string>& texts, int64_t max_length)>;
+
+/// The WordPiece tokenizer as a TokenizeFn (rows padded to the longest sentence of the batch).
+TokenizeFn wordpiece_tokenize(std::shared_ptr<const text::WordPieceTokenizer> tokenizer);
+
 /// What a step or an evaluation reports to a callback (and to metrics.jsonl).
 struct StepMetrics {
   int64_t step = 0;
@@ -157,6 +182,14 @@ struct PretrainResult {
 ///   auto result = trainer.run();
 class Pretrainer {
  public:
+  /// With any text function. `vocabulary`, when given, is recorded on the model (so saved models
+  /// carry it) and, as size and hash, in run_options.json; without one the model's is left as it
+  /// is.
+  Pretrainer(models::ConVIRTModel model, TokenizeFn tokenize,
+             std::optional<models::VocabularyRecord> vocabulary,
+             std::shared_ptr<const data::Dataset> train, std::shared_ptr<const data::Dataset> val,
+             PretrainOptions options);
+  /// The WordPiece tokenizer as the text side (wordpiece_tokenize), its vocabulary recorded.
   Pretrainer(models::ConVIRTModel model, std::shared_ptr<const text::WordPieceTokenizer> tokenizer,
              std::shared_ptr<const data::Dataset> train, std::shared_ptr<const data::Dataset> val,
              PretrainOptions options);
@@ -178,18 +211,27 @@ class Pretrainer {
 
   const PretrainOptions& options() const { return options_; }
   models::ConVIRTModel model() const { return model_; }
+  /// The objective this trainer minimises (built from options().objective()).
+  std::shared_ptr<PretrainObjectiveImpl> objective() const;
 
  private:
   struct State;
+  struct Run;
+  // The phases of run(), each a function of its own (see the comments on their definitions).
+  void start_or_resume(Run& run);
+  std::string stop_reason_now(Run& run);
+  std::optional<StepMetrics> step(Run& run);
+  bool log_step(Run& run, StepMetrics metrics);
+  bool evaluate_and_checkpoint(Run& run);
+  PretrainResult finish(Run& run, const std::string& stop_reason);
   void save_state(const std::string& path);
   void write_state(const std::string& path, const torch::Tensor& rng_ranks);
   void load_state(const std::string& path);
-  torch::Tensor objective_loss(const torch::Tensor& v, const torch::Tensor& u,
-                               StepMetrics* metrics);
-  std::pair<torch::Tensor, torch::Tensor> embed(const data::Batch& batch);
+  ObjectiveBatch objective_batch(const data::Batch& batch);
 
   models::ConVIRTModel model_;
-  std::shared_ptr<const text::WordPieceTokenizer> tokenizer_;
+  TokenizeFn tokenize_;
+  std::optional<models::VocabularyRecord> vocabulary_;
   std::shared_ptr<const data::Dataset> train_;
   std::shared_ptr<const data::Dataset> val_;
   PretrainOptions options_;

@@ -9,6 +9,7 @@
 #include <convirt/train/pretrainer.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,10 @@ const std::vector<std::string>& budget_option_names();
 std::string run_options_json(const PretrainOptions& options, const models::ModelConfig& model,
                              const text::WordPieceTokenizer& tokenizer, int64_t train_pairs,
                              int64_t val_pairs);
+/// As above for any text side: the vocabulary's size and hash when there is one, nothing else.
+std::string run_options_json(const PretrainOptions& options, const models::ModelConfig& model,
+                             const std::optional<models::VocabularyRecord>& vocabulary,
+                             int64_t train_pairs, int64_t val_pairs);
 
 /// The differences between a recorded and a current run_options_json(), one line each as
 /// "name: recorded X, now Y" (nested names dotted: "model.image_size"). With

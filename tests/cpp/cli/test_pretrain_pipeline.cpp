@@ -82,7 +82,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   job.data("root").model("paper").image_size(96).vocab_size(512).device("cpu").skip_bad_rows(true);
   job.init().image_init("r50.pth").text_frozen_layers(3);
   job.trainer()
-      .objective(train::Objective::kContrastiveBinary)
+      .objective("binary")
       .precision(train::Precision::kBf16)
       .sync_batch_norm(train::SyncBatchNormMode::kOff)
       .learning_rate(3e-4)
@@ -93,7 +93,7 @@ TEST_CASE("pretraining options: every option round-trips through JSON, errors na
   CHECK(back.to_json() == job.to_json());
   CHECK(back.out_dir() == "runs/x");
   CHECK(back.init().image_init() == "r50.pth");
-  CHECK(back.trainer().objective() == train::Objective::kContrastiveBinary);
+  CHECK(back.trainer().objective() == "binary");
   CHECK(back.trainer().precision() == train::Precision::kBf16);
   CHECK(back.trainer().sync_batch_norm() == train::SyncBatchNormMode::kOff);
   CHECK(back.trainer().max_bad_fraction() == 0.2);
@@ -283,6 +283,6 @@ TEST_CASE("pipeline::pretrain with a learned temperature: it moves, stays in bou
 
   // The binary objective has no temperature to learn.
   auto binary = csv_job(data, tmp / "binary");
-  binary.trainer().learn_temperature(true).objective(train::Objective::kContrastiveBinary);
+  binary.trainer().learn_temperature(true).objective("binary");
   CHECK_THROWS_WITH(pipeline::pretrain(binary), Contains("learn_temperature needs the convirt"));
 }

@@ -3,6 +3,7 @@
 #include <convirt/pipeline/experiment.h>
 #include <convirt/train/checkpoint.h>
 #include <convirt/train/metrics_log.h>
+#include <convirt/train/objective.h>
 #include <convirt/train/pretrainer.h>
 
 #include <torch/torch.h>
@@ -209,18 +210,217 @@ TEST_CASE("pretrainer options are validated", "[train]") {
   CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val,
                                       s.options((s.dir / "x").string()).max_steps(0).max_evals(0)),
                     Catch::Contains("set at least one of max_steps, max_evals, max_seconds"));
-  CHECK_THROWS_WITH(train::parse_objective("clip"), Catch::Contains("'convirt' or 'binary'"));
+  CHECK_THROWS_WITH(train::objective_name("clip"),
+                    Catch::Contains("objective must be one of 'binary', 'contrastive-binary', "
+                                    "'convirt'") &&
+                        Catch::Contains("got 'clip'"));
+  CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val,
+                                      s.options((s.dir / "x").string()).objective("clip")),
+                    Catch::Contains("got 'clip'"));
 }
 
 TEST_CASE("the contrastive-binary objective trains and checkpoints too", "[train]") {
   TinySetup s;
   auto model = s.model();
-  train::Pretrainer t(model, s.tokenizer, s.train, s.val,
-                      s.options((s.dir / "bin").string())
-                          .objective(train::Objective::kContrastiveBinary)
-                          .max_steps(4));
+  train::Pretrainer t(
+      model, s.tokenizer, s.train, s.val,
+      s.options((s.dir / "bin").string()).objective("contrastive-binary").max_steps(4));
   auto r = t.run();
   CHECK(r.steps == 4);
   CHECK(std::isfinite(r.best_val_loss));
   CHECK(train::checkpoint_exists((s.dir / "bin" / "last.ckpt").string()));
+  CHECK(t.objective()->name() == "binary");
+  // Recorded under the name it has always had, so older run folders still resume.
+  CHECK(read_all(s.dir / "bin" / "run_options.json").find(R"("objective": "binary")") !=
+        std::string::npos);
+}
+
+namespace {
+
+// A user's objective, written and registered outside the library: pull each image projection
+// towards its report's, with a learned offset (so that the objective has state to optimise,
+// checkpoint and restore).
+class CosineAlignmentImpl : public train::PretrainObjectiveImpl {
+ public:
+  explicit CosineAlignmentImpl(const train::ObjectiveContext& c) {
+    offset = register_parameter(
+        "offset",
+        torch::zeros({c.embedding_dim}, torch::TensorOptions().dtype(c.dtype).device(c.device)));
+  }
+  std::string name() const override { return "cosine-test"; }
+  torch::Tensor forward(models::ConVIRTModelImpl& model, const train::ObjectiveBatch& batch,
+                        train::StepMetrics* metrics) override {
+    ++calls;
+    auto [v, u] = train::embed_pairs(model, batch);
+    auto loss = 1 - torch::cosine_similarity(v + offset, u, 1).mean();
+    if (metrics) metrics->loss = loss.item<double>();
+    return loss;
+  }
+  std::vector<torch::Tensor> no_decay_parameters() override { return {offset}; }
+  std::string progress(const train::StepMetrics&) const override { return " | cosine"; }
+
+  torch::Tensor offset;
+  int64_t calls = 0;
+};
+
+void register_cosine_objective() {
+  static const bool registered = [] {
+    train::register_objective("cosine-test", [](const train::ObjectiveContext& c) {
+      return std::make_shared<CosineAlignmentImpl>(c);
+    });
+    return true;
+  }();
+  (void)registered;
+}
+
+CosineAlignmentImpl& cosine_of(const train::Pretrainer& t) {
+  auto* impl = dynamic_cast<CosineAlignmentImpl*>(t.objective().get());
+  REQUIRE(impl != nullptr);
+  return *impl;
+}
+
+}  // namespace
+
+TEST_CASE("an objective registered by the program trains, checkpoints and resumes", "[train]") {
+  register_cosine_objective();
+  CHECK(train::objective_name("cosine-test") == "cosine-test");
+  CHECK(train::objective_name("contrastive-binary") == "binary");
+  CHECK_THROWS_WITH(train::register_objective("convirt",
+                                              [](const train::ObjectiveContext& c) {
+                                                return std::make_shared<CosineAlignmentImpl>(c);
+                                              }),
+                    Catch::Contains("'convirt' is already registered"));
+
+  TinySetup s;
+  auto opts = [&](const std::string& dir) {
+    return s.options((s.dir / dir).string()).objective("cosine-test").max_steps(8);
+  };
+  auto model_a = s.model();
+  train::Pretrainer a(model_a, s.tokenizer, s.train, s.val, opts("a"));
+  std::vector<double> losses;
+  auto ra = a.run([&](const train::StepMetrics& m) {
+    if (!m.is_eval) losses.push_back(m.loss);
+    return true;
+  });
+  CHECK(ra.steps == 8);
+  auto& cos_a = cosine_of(a);
+  // 8 steps and 2 evaluations, each of the validation batches of 8 (a last lone pair is skipped).
+  const int64_t val_batches = s.val->size() / 8 + (s.val->size() % 8 >= 2 ? 1 : 0);
+  CHECK(cos_a.calls == 8 + 2 * val_batches);
+  REQUIRE(losses.size() == 8);
+  for (const double l : losses) CHECK((l >= 0 && l <= 2));  // 1 - cosine
+  CHECK(cos_a.offset.abs().sum().item<double>() > 0);       // the objective's own parameter learned
+  CHECK(read_all(s.dir / "a" / "run_options.json").find(R"("objective": "cosine-test")") !=
+        std::string::npos);
+
+  {
+    auto model_b = s.model();
+    train::Pretrainer b(model_b, s.tokenizer, s.train, s.val, opts("b"));
+    auto rb = b.run([&](const train::StepMetrics& m) { return m.is_eval || m.step < 4; });
+    CHECK(rb.steps == 4);
+  }
+  auto model_c = s.model(/*seed=*/99);
+  train::Pretrainer c(model_c, s.tokenizer, s.train, s.val, opts("b"));
+  auto rc = c.run();
+  CHECK(rc.steps == 8);
+  CHECK(rc.best_val_loss == ra.best_val_loss);
+  CHECK(same_weights(*model_a, *model_c));
+  CHECK(torch::equal(cosine_of(c).offset, cos_a.offset));  // restored, then trained alike
+
+  // Its folder resumes with its objective only.
+  auto model_d = s.model();
+  train::Pretrainer d(model_d, s.tokenizer, s.train, s.val,
+                      opts("b").objective("convirt").max_steps(12));
+  CHECK_THROWS_WITH(d.run(),
+                    Catch::Contains("objective: recorded \"cosine-test\", now \"convirt\""));
+}
+
+TEST_CASE("the optimiser is an option, checkpointed and resumed exactly", "[train]") {
+  TinySetup s;
+  auto opts = [&](const std::string& dir, const std::string& optimizer) {
+    return s.options((s.dir / dir).string()).optimizer(optimizer).max_steps(8);
+  };
+  auto adam = s.model();
+  train::Pretrainer(adam, s.tokenizer, s.train, s.val, opts("adam", "adam")).run();
+  // The default is recorded as before the option existed, so older folders resume as adam.
+  CHECK(read_all(s.dir / "adam" / "run_options.json").find("optimizer") == std::string::npos);
+
+  for (const std::string name : {"sgd", "adamw"}) {
+    INFO("optimizer " << name);
+    auto model_a = s.model();
+    train::Pretrainer a(model_a, s.tokenizer, s.train, s.val, opts(name + "-a", name));
+    a.run();
+    CHECK(!same_weights(*model_a, *adam));  // another update rule
+    CHECK(read_all(s.dir / (name + "-a") / "run_options.json")
+              .find(R"("optimizer": ")" + name + "\"") != std::string::npos);
+    {
+      auto model_b = s.model();
+      train::Pretrainer b(model_b, s.tokenizer, s.train, s.val, opts(name + "-b", name));
+      auto rb = b.run([&](const train::StepMetrics& m) { return m.is_eval || m.step < 4; });
+      CHECK(rb.steps == 4);
+    }
+    // A fresh model with another initialisation: the weights and the optimiser's state
+    // (momentum, moments) come from the checkpoint.
+    auto model_c = s.model(/*seed=*/99);
+    train::Pretrainer c(model_c, s.tokenizer, s.train, s.val, opts(name + "-b", name));
+    CHECK(c.run().steps == 8);
+    CHECK(same_weights(*model_a, *model_c));
+
+    auto model_d = s.model();
+    train::Pretrainer d(model_d, s.tokenizer, s.train, s.val,
+                        opts(name + "-b", "adam").max_steps(8));
+    CHECK_THROWS_WITH(d.run(),
+                      Catch::Contains("optimizer: recorded \"" + name + "\", now (absent)"));
+  }
+  auto model = s.model();
+  CHECK_THROWS_WITH(train::Pretrainer(model, s.tokenizer, s.train, s.val, opts("x", "rmsprop")),
+                    Catch::Contains("optimizer must be 'adam', 'adamw' or 'sgd', got 'rmsprop'"));
+}
+
+TEST_CASE("the text side is any function from sentences to token ids", "[train]") {
+  TinySetup s;
+  // Characters as tokens: byte b becomes id 1 + b % (vocab - 1), 0 pads. No vocabulary to record.
+  const int64_t vocab = s.tokenizer->vocab_size();
+  int64_t batches = 0;
+  train::TokenizeFn chars = [&](const std::vector<std::string>& texts, int64_t max_length) {
+    ++batches;
+    int64_t longest = 1;
+    for (const auto& t : texts)
+      longest = std::max<int64_t>(longest, std::min<int64_t>(max_length, t.size()));
+    const auto n = static_cast<int64_t>(texts.size());
+    auto ids = torch::zeros({n, longest}, torch::kLong);
+    auto mask = torch::zeros({n, longest}, torch::kLong);
+    auto id = ids.accessor<int64_t, 2>();
+    auto m = mask.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& t = texts[static_cast<size_t>(i)];
+      const int64_t len = std::min<int64_t>(longest, t.size());
+      for (int64_t j = 0; j < len; ++j) {
+        id[i][j] = 1 + static_cast<unsigned char>(t[static_cast<size_t>(j)]) % (vocab - 1);
+        m[i][j] = 1;
+      }
+    }
+    return train::TokenBatch{ids, mask};
+  };
+  auto model = s.model();
+  train::Pretrainer t(model, chars, std::nullopt, s.train, s.val,
+                      s.options((s.dir / "chars").string()).max_steps(4));
+  auto r = t.run();
+  CHECK(r.steps == 4);
+  CHECK(std::isfinite(r.best_val_loss));
+  CHECK(batches >= 4);
+  CHECK(model->vocabulary().empty());  // nothing recorded: the function has no vocabulary
+  const std::string record = read_all(s.dir / "chars" / "run_options.json");
+  CHECK(record.find("vocab_hash") == std::string::npos);
+
+  // A function that breaks the contract is named.
+  auto bad = [](const std::vector<std::string>& texts, int64_t) {
+    return train::TokenBatch{
+        torch::zeros({static_cast<int64_t>(texts.size()) + 1, 3}, torch::kLong),
+        torch::ones({static_cast<int64_t>(texts.size()) + 1, 3}, torch::kLong)};
+  };
+  auto model_b = s.model();
+  train::Pretrainer b(model_b, bad, std::nullopt, s.train, s.val,
+                      s.options((s.dir / "bad").string()).max_steps(2));
+  CHECK_THROWS_WITH(b.run(), Catch::Contains("the text function must give input_ids"));
 }

@@ -172,11 +172,9 @@ TEST_CASE("train worker", "[.][train_worker]") {
     // skip the same steps and stop with the same error, not run ahead into a collective alone.
     std::shared_ptr<const data::Dataset> train = d.train;
     if (ctx.rank() == 1) train = std::make_shared<PoisonedPairs>(d.train);
-    train::Pretrainer t(model, d.tokenizer, train, d.val,
-                        options(dir / "nan", kBatch)
-                            .objective(train::Objective::kContrastiveBinary)
-                            .max_bad_steps(3)
-                            .distributed(ctx));
+    train::Pretrainer t(
+        model, d.tokenizer, train, d.val,
+        options(dir / "nan", kBatch).objective("binary").max_bad_steps(3).distributed(ctx));
     std::string message = "no error";
     try {
       t.run();
