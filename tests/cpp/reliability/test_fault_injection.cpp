@@ -197,6 +197,18 @@ void require_whole_lines(const fs::path& metrics) {
   }
 }
 
+// The same command once more, uninterrupted: it must finish as the reference run did, with
+// whole metrics lines and no temporary left (a killed writer's is removed by the next run).
+void finish_as_the_reference(const World& w, const fs::path& run, const std::string& log_name) {
+  const std::string log = w.log(log_name).string();
+  const ChildStatus s = test::run_child(w.pretrain(run), log);
+  INFO(log_tail(log));
+  REQUIRE(s.exit_code == 0);
+  test::require_same_models_and_state(run, w.reference);
+  CHECK(temporaries(run).empty());
+  require_whole_lines(run / "metrics.jsonl");
+}
+
 // Brings `run` to a mid-run checkpoint the way a user would: Ctrl-C (SIGTERM) once the first
 // checkpoint exists; the program stops after the current step, writes last.ckpt and exits 143.
 void stop_after_first_checkpoint(const fs::path& run) {
@@ -284,14 +296,7 @@ TEST_CASE("kill -9 at random moments, then the same command: the final weights a
   CHECK(kills >= 3);
   CHECK(kills_during_checkpoint >= 1);
 
-  const std::string log = w.log("killed-final").string();
-  const ChildStatus s = test::run_child(w.pretrain(run), log);
-  INFO(log_tail(log));
-  REQUIRE(s.exit_code == 0);
-  test::require_same_models_and_state(run, w.reference);
-  // Files a killed writer left behind are cleaned up by the next checkpoint write.
-  CHECK(temporaries(run).empty());
-  require_whole_lines(run / "metrics.jsonl");
+  finish_as_the_reference(w, run, "killed-final");
 }
 
 TEST_CASE("a corrupted or truncated last.ckpt: the run resumes from .prev and ends identical",
@@ -503,13 +508,7 @@ TEST_CASE("kill -9 half way through writing each kind of file: nothing half writ
         }
         CHECK(interrupted);
       }
-      const std::string log = w.log("after-kill-writing-" + scenario).string();
-      const ChildStatus s = test::run_child(w.pretrain(run), log);
-      INFO(log_tail(log));
-      REQUIRE(s.exit_code == 0);
-      test::require_same_models_and_state(run, w.reference);
-      CHECK(temporaries(run).empty());
-      require_whole_lines(run / "metrics.jsonl");
+      finish_as_the_reference(w, run, "after-kill-writing-" + scenario);
     }
   }
 }
