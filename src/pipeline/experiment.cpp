@@ -233,6 +233,19 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   auto tokenizer = build_tokenizer(*train_pairs, o.vocab_size(), vocab_path);
   log(v, "pairs: " + std::to_string(train_pairs->size()) + " train; vocabulary " +
              std::to_string(tokenizer->vocab_size()) + " tokens");
+  // The retrieval set's tables are read now (its images only in step 4), so that a set too small
+  // for Table 2's P@50 fails before any training rather than after it.
+  data::RetrievalSet retrieval(synth.retrieval_dir, data::RetrievalOptions()
+                                                        .image_root(synth.chexpert_root)
+                                                        .transform(eval_transform(o.image_size()))
+                                                        .channels(channels));
+  {
+    const auto n_candidates = static_cast<int64_t>(retrieval.candidates()->size());
+    CONVIRT_CHECK_VALUE(n_candidates >= 50,
+                        "retrieval_candidates: Table 2's P@50 needs at least 50 ",
+                        "retrieval candidates, but '", synth.retrieval_dir, "' has ", n_candidates,
+                        " (retrieval_candidates per category times the 8 categories)");
+  }
   // Every method's run: the same pipeline as `convirt pretrain` (pipeline/pretrain.h).
   auto job_for = [&](const std::string& method) {
     PretrainJob job((out / ("pretrain-" + method)).string());
@@ -347,10 +360,6 @@ ReproduceSummary reproduce(const ReproduceOptions& o) {
   }
 
   // 4. Zero-shot retrieval (Table 2) and the t-SNE figure (Figure 3).
-  data::RetrievalSet retrieval(synth.retrieval_dir, data::RetrievalOptions()
-                                                        .image_root(synth.chexpert_root)
-                                                        .transform(eval_transform(o.image_size()))
-                                                        .channels(channels));
   eval::LabeledSet candidates = load_labeled(*retrieval.candidates(), o.workers());
   eval::LabeledSet image_queries = load_labeled(*retrieval.image_queries(), o.workers());
   const torch::Tensor cand_cat = categories_of(candidates.targets);

@@ -120,6 +120,22 @@ TEST_CASE("convirt eval and eval zeroshot refuse a ragged table line unless --sk
   CHECK(zs_skipping.output.find("ragged line") != std::string::npos);
 }
 
+TEST_CASE("convirt reproduce refuses a retrieval set too small for P@50 before it trains",
+          "[cli]") {
+  convirt::test::TempDir tmp("convirt-cli");
+  auto r = run_convirt("reproduce --quick --methods random --out '" + (tmp / "run").string() +
+                           "' --retrieval-candidates 2 --train-studies 16 --validate-studies 4 "
+                           "--test-studies 2 --chexpert-train 8 --chexpert-valid 8 "
+                           "--synthetic-image-size 32 --image-size 32 --threads 1",
+                       tmp / "log.txt");
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("retrieval_candidates: Table 2's P@50 needs at least 50 retrieval "
+                      "candidates") != std::string::npos);
+  CHECK(r.output.find("has 16") != std::string::npos);
+  CHECK(r.output.find("protocol done") == std::string::npos);  // nothing was evaluated first
+}
+
 TEST_CASE("convirt reports bad configs and options with a message and exit status", "[cli]") {
   convirt::test::TempDir tmp("convirt-cli");
   const auto deep = tmp / "deep.yaml";
