@@ -51,7 +51,7 @@ std::vector<unsigned char> unit_rows(int64_t n, int64_t d, ki::ScalarKind k) {
 
 void run(int64_t n, int64_t d, ki::ScalarKind k) {
   const size_t nd_bytes = static_cast<size_t>(n * d) * ki::element_size(k);
-  Buffer a(nd_bytes), b(nd_bytes), tau(4), g(4), out(4 * (1 + 5 * n));
+  Buffer a(nd_bytes), b(nd_bytes), tau(4), g(4), out(4 * ki::forward_output_floats(n));
   Buffer fws(ki::forward_workspace_bytes(n, k)), bws(ki::backward_workspace_bytes(n, k));
   Buffer gi(nd_bytes), gt(nd_bytes), gtau(4);
   const auto ha = unit_rows(n, d, k), hb = unit_rows(n, d + 1, k);
@@ -68,12 +68,7 @@ void run(int64_t n, int64_t d, ki::ScalarKind k) {
   fp.n = n;
   fp.d = d;
   fp.dtype = k;
-  fp.loss = out.f();
-  fp.row_lse = out.f() + 1;
-  fp.col_lse = out.f() + 1 + n;
-  fp.diag = out.f() + 1 + 2 * n;
-  fp.row_max = out.f() + 1 + 3 * n;
-  fp.col_max = out.f() + 1 + 4 * n;
+  ki::place_forward_outputs(fp, out.f());
   fp.workspace = fws.ptr;
   fp.workspace_bytes = ki::forward_workspace_bytes(n, k);
   ce::reset_counters();

@@ -225,7 +225,7 @@ RunOutputs run_device(const std::vector<unsigned char>& a, const std::vector<uns
   CUDA_OK(cudaMemcpy(dtau.ptr, &tau, 4, cudaMemcpyHostToDevice));
   CUDA_OK(cudaMemcpy(dg.ptr, &grad_loss, 4, cudaMemcpyHostToDevice));
   // One buffer for all forward outputs, so one poison and one compare cover them.
-  DeviceBuffer fwd(4 * (1 + 5 * n));
+  DeviceBuffer fwd(4 * ki::forward_output_floats(n));
   fwd.poison();
   DeviceBuffer ws(ki::forward_workspace_bytes(n, k));
   ws.poison();
@@ -237,12 +237,7 @@ RunOutputs run_device(const std::vector<unsigned char>& a, const std::vector<uns
   fp.d = d;
   fp.image_to_text_weight = lambda;
   fp.dtype = k;
-  fp.loss = fwd.f();
-  fp.row_lse = fwd.f() + 1;
-  fp.col_lse = fwd.f() + 1 + n;
-  fp.diag = fwd.f() + 1 + 2 * n;
-  fp.row_max = fwd.f() + 1 + 3 * n;
-  fp.col_max = fwd.f() + 1 + 4 * n;
+  ki::place_forward_outputs(fp, fwd.f());
   fp.workspace = ws.ptr;
   fp.workspace_bytes = ws.bytes;
   CUDA_OK(ki::forward(fp, nullptr));

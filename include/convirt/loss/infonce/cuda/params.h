@@ -49,6 +49,23 @@ struct ForwardParams {
   size_t workspace_bytes = 0;
 };
 
+/// Floats of one buffer that holds every forward output (place_forward_outputs).
+inline constexpr int64_t forward_output_floats(int64_t n) {
+  return 1 + 5 * n;
+}
+
+/// Points the forward's outputs into one device buffer of forward_output_floats(n) floats, in the
+/// order loss, row_lse, col_lse, diag, row_max, col_max (n each after the loss): the layout the
+/// standalone test and the emulator benchmark read back.
+inline void place_forward_outputs(ForwardParams& p, float* out) {
+  p.loss = out;
+  p.row_lse = out + 1;
+  p.col_lse = out + 1 + p.n;
+  p.diag = out + 1 + 2 * p.n;
+  p.row_max = out + 1 + 3 * p.n;
+  p.col_max = out + 1 + 4 * p.n;
+}
+
 /// Backward: both input gradients and the temperature gradient, recomputing the logit tiles from
 /// the stored log-sum-exps.
 struct BackwardParams {
