@@ -68,7 +68,7 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     if (weight.defined()) y = y * weight.to(acc).view(shape) + bias.to(acc).view(shape);
     actx->save_for_backward({input, weight, mean, invstd});
     // Elements per channel over all ranks: the backward's mean of the gradient sums divides by it.
-    actx->saved_data["global_count"] = count;
+    actx->saved_data["elements_per_channel"] = count;
     actx->saved_data["ctx"] = c10::IValue::make_capsule(c10::make_intrusive<ContextCapsule>(ctx));
     return y.to(input.scalar_type());
   }
@@ -79,7 +79,7 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     const at::Tensor& weight = saved[1];
     const at::Tensor& mean = saved[2];
     const at::Tensor& invstd = saved[3];
-    const double count = actx->saved_data["global_count"].toDouble();
+    const double elements_per_channel = actx->saved_data["elements_per_channel"].toDouble();
     const auto capsule =
         c10::static_intrusive_pointer_cast<ContextCapsule>(actx->saved_data["ctx"].toCapsule());
     const auto acc = compute_type(input);
@@ -94,8 +94,9 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     const at::Tensor sum_dy_xhat = (g * x_hat).sum(dims);
     const at::Tensor global =
         sum_in_rank_order(at::cat({sum_dy, sum_dy_xhat}).to(at::kDouble), capsule->ctx);
-    const at::Tensor mean_dy = (global.narrow(0, 0, channels) / count).to(acc);
-    const at::Tensor mean_dy_xhat = (global.narrow(0, channels, channels) / count).to(acc);
+    const at::Tensor mean_dy = (global.narrow(0, 0, channels) / elements_per_channel).to(acc);
+    const at::Tensor mean_dy_xhat =
+        (global.narrow(0, channels, channels) / elements_per_channel).to(acc);
     at::Tensor scale = invstd;
     if (weight.defined()) scale = scale * weight.to(acc);
     const at::Tensor grad_input =
